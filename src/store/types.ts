@@ -33,9 +33,9 @@ export type ObjectOp =
   | { op: 'truncate'; size: number }
   /** Turn a range into a hole (reads as zeros) without changing the size. */
   | { op: 'zero'; offset: number; length: number }
-  /** Remove the object with its payload, omap and xattrs. Later ops in the same write recreate it. */
+  /** Remove the object with its payload, omap and xattrs (no error if absent; use assertExists to require it). Later ops in the same write recreate it. */
   | { op: 'remove' }
-  /** Set omap keys (insert or replace). */
+  /** Set omap keys (insert or replace). Like every write op, creates the object if absent. */
   | { op: 'omapSet'; entries: Array<[key: Uint8Array, value: Uint8Array]> }
   /** Remove omap keys; absent keys are ignored. */
   | { op: 'omapRemove'; keys: Uint8Array[] }
@@ -149,9 +149,23 @@ export interface LocalReads {
   listSync (pool: PoolName, range: ListRange): string[]
 }
 
+/**
+ * The errnos a backend raises:
+ *   ENOENT     object or pool absent (assertExists, assertVersion on a missing object)
+ *   EEXIST     create exclusive on an existing object
+ *   ECANCELED  assertVersion did not hold
+ *   ENOSPC     the device holding the store is full
+ *   EIO        the backend failed (I/O error, writer thread died, store closed)
+ *   EINVAL     a malformed request (negative offset, bad op, not a store directory)
+ *   EROFS      a write to a store opened read-only
+ *   EBUSY      the store is held by another process
+ *   EFBIG      a write or truncate past the largest object size the backend supports
+ */
+export type StoreErrno = 'ENOENT' | 'EEXIST' | 'ENOSPC' | 'EIO' | 'ECANCELED' | 'EINVAL' | 'EROFS' | 'EBUSY' | 'EFBIG'
+
 /** Raised by backends; errno is the POSIX code a filesystem user would see. */
 export class StoreError extends Error {
-  constructor (readonly errno: 'ENOENT' | 'EEXIST' | 'ENOSPC' | 'EIO' | 'ECANCELED' | 'EINVAL' | 'EROFS', message: string) {
+  constructor (readonly errno: StoreErrno, message: string) {
     super(message)
     this.name = 'StoreError'
   }

@@ -1,0 +1,115 @@
+// The store lock: one writer (an embedded mount or a server) holds a store
+// directory exclusively; read-only openers (fsck without repair) share it with
+// each other but never with a writer.
+//
+// The lock is SQLite's own POSIX advisory locking on DIR/LOCK, a tiny SQLite
+// database. The kernel drops POSIX locks when the holding process dies, kill -9
+// included, so the lock can never go stale and needs no cleanup. A writer holds
+// an EXCLUSIVE lock (locking_mode=EXCLUSIVE plus an open BEGIN EXCLUSIVE); a
+// reader holds a SHARED lock (locking_mode=EXCLUSIVE keeps it after its first
+// read). SQLite also arbitrates between connections inside one process, so a
+// second open in the same process is refused too.
+//
+// POSIX locks belong to the process and are all dropped when ANY descriptor of
+// the file is closed. Nothing may open DIR/LOCK with fs calls while the lock is
+// held; who holds it is written to a separate side file, DIR/LOCK.owner, which
+// is only there to make the EBUSY message useful.
+
+import fs from 'fs'
+import os from 'os'
+import path from 'path'
+import Database from 'better-sqlite3'
+import { StoreError } from './types'
+
+export const LOCK_FILE = 'LOCK'
+export const OWNER_FILE = 'LOCK.owner'
+
+export type LockMode = 'exclusive' | 'shared'
+
+interface OwnerInfo {
+  pid: number
+  host: string
+  mode: LockMode
+  since: string
+}
+
+export class StoreLock {
+  private released = false
+
+  private constructor (
+    readonly dir: string,
+    readonly mode: LockMode,
+    private readonly db: Database.Database
+  ) {}
+
+  /**
+   * Take the lock on a store directory, or fail at once with EBUSY naming the
+   * holder. create: make DIR/LOCK when missing (only for a writer).
+   */
+  static acquire (dir: string, mode: LockMode, create: boolean): StoreLock {
+    const lockPath = path.join(dir, LOCK_FILE)
+    let db: Database.Database
+    try {
+      db = new Database(lockPath, { readonly: mode === 'shared', fileMustExist: !create, timeout: 0 })
+    } catch (err) {
+      throw new StoreError('EIO', `store ${dir}: cannot open lock file ${lockPath}: ${(err as Error).message}`)
+    }
+    try {
+      db.pragma('locking_mode = EXCLUSIVE')
+      if (mode === 'exclusive') {
+        // A rollback journal is never written: the transaction stays empty.
+        db.exec('BEGIN EXCLUSIVE')
+      } else {
+        db.prepare('SELECT count(*) FROM sqlite_schema').get()
+      }
+    } catch (err) {
+      db.close()
+      if ((err as { code?: string }).code === 'SQLITE_BUSY' || (err as { code?: string }).code === 'SQLITE_LOCKED') {
+        throw new StoreError('EBUSY', busyMessage(dir))
+      }
+      throw new StoreError('EIO', `store ${dir}: cannot lock ${lockPath}: ${(err as Error).message}`)
+    }
+    const lock = new StoreLock(dir, mode, db)
+    lock.writeOwner()
+    return lock
+  }
+
+  private writeOwner (): void {
+    const info: OwnerInfo = { pid: process.pid, host: os.hostname(), mode: this.mode, since: new Date().toISOString() }
+    const file = path.join(this.dir, OWNER_FILE)
+    const tmp = `${file}.${process.pid}.tmp`
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(info) + '\n')
+      fs.renameSync(tmp, file)
+    } catch {
+      // A read-only directory: the lock still holds, the EBUSY message is just less specific.
+      try { fs.unlinkSync(tmp) } catch {}
+    }
+  }
+
+  /** Release the lock (and the owner file, when it still names this process). */
+  release (): void {
+    if (this.released) return
+    this.released = true
+    const file = path.join(this.dir, OWNER_FILE)
+    try {
+      const info = JSON.parse(fs.readFileSync(file, 'utf8')) as OwnerInfo
+      if (info.pid === process.pid && info.host === os.hostname()) fs.unlinkSync(file)
+    } catch {}
+    if (this.mode === 'exclusive') {
+      try { this.db.exec('ROLLBACK') } catch {}
+    }
+    this.db.close()
+  }
+}
+
+function busyMessage (dir: string): string {
+  let holder = 'another cudele process'
+  try {
+    const info = JSON.parse(fs.readFileSync(path.join(dir, OWNER_FILE), 'utf8')) as OwnerInfo
+    const where = info.host === os.hostname() ? '' : ` on ${info.host}`
+    const how = info.mode === 'shared' ? ', read-only' : ''
+    holder = `another cudele process (pid ${info.pid}${where}${how}, since ${info.since})`
+  } catch {}
+  return `store ${dir} is in use by ${holder}`
+}
