@@ -1,0 +1,88 @@
+// Embedded mode: one process hosts the object store, the MDS and one client,
+// and serves the mount.
+
+import * as path from 'path'
+import { Client, DEFAULT_CLIENT_OPTIONS } from '../client/client'
+import { EmbeddedBackend } from '../client/backend'
+import { DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter'
+import { FuseMount } from '../fuse/mount'
+import type { Mds } from '../mds/mds'
+import { DEFAULT_MDS_OPTIONS } from '../mds/mds'
+import { openMds } from '../mds/open'
+import { openStore, type SqliteStore } from '../store'
+
+export interface EmbeddedOptions {
+  store: string
+  mountpoint: string
+  cacheInodes?: number
+  cacheDentries?: number
+  entryTimeout?: number
+  attrTimeout?: number
+  allowOther?: boolean
+  fuseOptions?: string[]
+}
+
+export interface Embedded {
+  store: SqliteStore
+  mds: Mds
+  client: Client
+  mount: FuseMount
+  /** Flush everything and release the store (after the session ended). */
+  shutdown (): Promise<void>
+}
+
+export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
+  const store = await openStore(path.resolve(opts.store), {
+    create: true,
+    onHealth: ev => { if (ev.state !== 'ok') console.error(`cudele: store ${ev.state}: ${ev.message}`) }
+  })
+  let mds: Mds | null = null
+  let client: Client | null = null
+  try {
+    mds = await openMds(store, {
+      rootUid: process.getuid?.() ?? 0,
+      rootGid: process.getgid?.() ?? 0,
+      mds: {
+        ...DEFAULT_MDS_OPTIONS,
+        cache: {
+          inodes: opts.cacheInodes ?? DEFAULT_MDS_OPTIONS.cache.inodes,
+          dentries: opts.cacheDentries ?? DEFAULT_MDS_OPTIONS.cache.dentries
+        }
+      }
+    })
+    for (const p of mds.replayProblems) console.error(`cudele: replay: ${p}`)
+    client = new Client(new EmbeddedBackend(mds, store), DEFAULT_CLIENT_OPTIONS)
+    const isRoot = process.getuid?.() === 0
+    const mount = await FuseMount.mount(client, {
+      mountpoint: opts.mountpoint,
+      fsname: `cudele:${path.resolve(opts.store)}`,
+      allowOther: opts.allowOther ?? isRoot,
+      autoUnmount: true,
+      options: opts.fuseOptions,
+      adapter: {
+        ...DEFAULT_ADAPTER_OPTIONS,
+        entryTimeout: opts.entryTimeout ?? DEFAULT_ADAPTER_OPTIONS.entryTimeout,
+        attrTimeout: opts.attrTimeout ?? DEFAULT_ADAPTER_OPTIONS.attrTimeout
+      }
+    })
+    const m = mds
+    const c = client
+    return {
+      store,
+      mds: m,
+      client: c,
+      mount,
+      async shutdown () {
+        await c.syncAll().catch(err => console.error(`cudele: flushing file data failed: ${(err as Error).message}`))
+        c.close()
+        await m.close()
+        await store.close()
+      }
+    }
+  } catch (err) {
+    client?.close()
+    await mds?.close().catch(() => {})
+    await store.close().catch(() => {})
+    throw err
+  }
+}

@@ -1,0 +1,61 @@
+// The cudele command line.
+
+import yargs from 'yargs'
+import { fsck, FSCK_FAILED } from './fsck'
+import { mountCommand } from './mount'
+import { umountCommand } from './umount'
+
+function fail (err: unknown): number {
+  const e = err as { message?: string, code?: string }
+  console.error(`cudele: ${e?.message ?? String(err)}`)
+  return e?.code === 'EBUSY' ? 16 : 1
+}
+
+export async function main (argv: string[]): Promise<void> {
+  let exitCode = 0
+  const run = (p: Promise<number>): Promise<void> => p.then(c => { exitCode = c }, err => { exitCode = fail(err) })
+  await yargs(argv)
+    .scriptName('cudele')
+    .strict()
+    .demandCommand(1, 'give a command; see --help')
+    .command('mount <mountpoint>', 'mount a cudele filesystem (embedded: the store lives in this process)', y => y
+      .positional('mountpoint', { type: 'string', demandOption: true, describe: 'directory to mount on' })
+      .option('store', { type: 'string', default: './cudele-data', describe: 'store directory (created if missing)' })
+      .option('background', { alias: 'b', type: 'boolean', default: false, describe: 'return once the mount is ready; the server runs on' })
+      .option('log', { type: 'string', describe: 'log file of a background server (default STORE/mount.log)' })
+      .option('cache-inodes', { type: 'number', describe: 'inodes the MDS keeps in memory' })
+      .option('cache-dentries', { type: 'number', describe: 'dentries the MDS keeps in memory' })
+      .option('entry-timeout', { type: 'number', describe: 'seconds the kernel may cache names' })
+      .option('attr-timeout', { type: 'number', describe: 'seconds the kernel may cache attributes' })
+      .option('allow-other', { type: 'boolean', describe: 'let other users use the mount (default: yes when root)' })
+      .option('o', { type: 'array', string: true, describe: 'extra FUSE mount options' }),
+    a => run(mountCommand({
+      mountpoint: a.mountpoint as string,
+      store: a.store,
+      background: a.background,
+      logFile: a.log,
+      cacheInodes: a['cache-inodes'],
+      cacheDentries: a['cache-dentries'],
+      entryTimeout: a['entry-timeout'],
+      attrTimeout: a['attr-timeout'],
+      allowOther: a['allow-other'],
+      fuseOptions: a.o as string[] | undefined
+    }, argv)))
+    .command('umount <mountpoint>', 'unmount, and wait until the server has flushed and exited', y => y
+      .positional('mountpoint', { type: 'string', demandOption: true })
+      .option('lazy', { alias: 'l', type: 'boolean', default: false, describe: 'detach now even if files are open' }),
+    a => run(umountCommand(a.mountpoint as string, a.lazy)))
+    .command('fsck', 'check a store (read-only unless --repair); exit 0 clean, 1 repaired, 4 problems left, 8 could not check', y => y
+      .option('store', { type: 'string', demandOption: true, describe: 'store directory' })
+      .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed' }),
+    a => run(fsck(a.store, a.repair, line => console.log(line)).then(r => {
+      const rep = r.report
+      console.error(`cudele fsck: ${rep.directories} directories, ${rep.files} files, ${rep.inodes} inodes, ${rep.dataObjects} data objects, ` +
+        `${rep.pendingRemoval} pending removal, ${rep.journalEvents} journal events replayed; ` +
+        `${rep.problems.length} problem(s)${r.repaired > 0 ? `, ${r.repaired} repaired` : ''}`)
+      return r.code
+    }, err => { fail(err); return FSCK_FAILED })))
+    .help()
+    .parseAsync()
+  process.exitCode = exitCode
+}

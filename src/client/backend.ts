@@ -1,0 +1,60 @@
+// What a client needs from the cluster: the MDS operations plus the data path.
+// Embedded mode implements it with the in-process MDS and object store; server
+// mode (over RPC) implements the same interface.
+
+import type { Mds } from '../mds/mds'
+import type { LocalStore } from '../mds/open'
+import { DATA_POOL } from '../mds/layout'
+import type { Attr, Ino, MdsApi, SetAttr } from '../mds/types'
+import type { ObjectWrite } from '../store/types'
+
+export interface ClientBackend extends MdsApi {
+  /** Like lookup, but null for "no such entry" (negative answers are common and must be cheap). */
+  lookupOrNull (parent: Ino, name: string): Attr | null | Promise<Attr | null>
+  /**
+   * Commit data object writes together with the attribute change they imply,
+   * atomically. `attr` is the new state (at once); `committed` resolves when the
+   * batch is in the store.
+   */
+  commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable: boolean): { attr: Attr | Promise<Attr>, committed: Promise<unknown> }
+  readData (object: string, offset: number, length: number): Promise<Uint8Array | null>
+  /** Names of a file's data objects (prefix `<ino hex>.`), in order. */
+  listData (prefix: string, after: string | undefined, limit: number): Promise<string[]>
+}
+
+export class EmbeddedBackend implements ClientBackend {
+  constructor (private readonly mds: Mds, private readonly store: LocalStore) {}
+
+  lookup (parent: Ino, name: string) { return this.mds.lookup(parent, name) }
+  lookupOrNull (parent: Ino, name: string) { return this.mds.lookupOrNull(parent, name) }
+  getattr (ino: Ino) { return this.mds.getattr(ino) }
+  setattr (ino: Ino, change: SetAttr) { return this.mds.setattr(ino, change) }
+  mknod (...a: Parameters<Mds['mknod']>) { return this.mds.mknod(...a) }
+  mkdir (...a: Parameters<Mds['mkdir']>) { return this.mds.mkdir(...a) }
+  symlink (...a: Parameters<Mds['symlink']>) { return this.mds.symlink(...a) }
+  link (...a: Parameters<Mds['link']>) { return this.mds.link(...a) }
+  unlink (...a: Parameters<Mds['unlink']>) { return this.mds.unlink(...a) }
+  rmdir (...a: Parameters<Mds['rmdir']>) { return this.mds.rmdir(...a) }
+  rename (...a: Parameters<Mds['rename']>) { return this.mds.rename(...a) }
+  readlink (ino: Ino) { return this.mds.readlink(ino) }
+  readdir (...a: Parameters<Mds['readdir']>) { return this.mds.readdir(...a) }
+  setxattr (...a: Parameters<Mds['setxattr']>) { return this.mds.setxattr(...a) }
+  getxattr (...a: Parameters<Mds['getxattr']>) { return this.mds.getxattr(...a) }
+  listxattr (ino: Ino) { return this.mds.listxattr(ino) }
+  removexattr (...a: Parameters<Mds['removexattr']>) { return this.mds.removexattr(...a) }
+  open (ino: Ino) { return this.mds.open(ino) }
+  release (ino: Ino) { return this.mds.release(ino) }
+  sync (durable: boolean) { return this.mds.sync(durable) }
+  statfs () { return this.mds.statfs() }
+  commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable: boolean) {
+    return this.mds.commitData(ino, writes, change, durable)
+  }
+
+  readData (object: string, offset: number, length: number): Promise<Uint8Array | null> {
+    return Promise.resolve(this.store.readSync(DATA_POOL, object, offset, length))
+  }
+
+  listData (prefix: string, after: string | undefined, limit: number): Promise<string[]> {
+    return Promise.resolve(this.store.listSync(DATA_POOL, { prefix, after, limit }))
+  }
+}

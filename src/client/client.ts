@@ -1,0 +1,409 @@
+// The client: the inode-based filesystem API that the FUSE adapter (and the
+// library client) call. It owns file handles and the data path (buffered
+// writes, striped reads) and asks the MDS for everything else.
+
+import { fsError } from '../common/errors'
+import { now, type Timespec } from '../common/time'
+import { dataObject, dataObjectPrefix, parseDataObject, STRIPE_BYTES } from '../mds/layout'
+import { type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type SetAttr, S_IFREG } from '../mds/types'
+import type { ObjectWrite } from '../store/types'
+import type { ClientBackend } from './backend'
+import { FileData } from './filedata'
+
+export interface ClientOptions {
+  /** Flush all files once this much written data is buffered. */
+  dirtyLimitBytes: number
+  /** Hold back writers while this much data is committing. */
+  inflightLimitBytes: number
+  /** Buffered writes older than this are flushed in the background. */
+  flushAgeMs: number
+}
+
+export const DEFAULT_CLIENT_OPTIONS: ClientOptions = {
+  dirtyLimitBytes: 64 * 1024 * 1024,
+  inflightLimitBytes: 256 * 1024 * 1024,
+  flushAgeMs: 1000
+}
+
+const O_ACCMODE = 3
+const O_RDONLY = 0
+const O_TRUNC = 0o1000
+
+interface Handle {
+  ino: Ino
+  flags: number
+  file: FileData | null
+}
+
+export class Client {
+  private readonly handles = new Map<number, Handle>()
+  private nextFh = 1
+  /** Data state of inodes that are open, or still have writes committing. */
+  private readonly files = new Map<Ino, FileData>()
+  private dirtyBytes = 0
+  private inflightBytes = 0
+  private roomWaiters: Array<() => void> = []
+  private readonly sweepTimer: NodeJS.Timeout
+
+  constructor (readonly backend: ClientBackend, private readonly options: ClientOptions = DEFAULT_CLIENT_OPTIONS) {
+    this.sweepTimer = setInterval(() => this.flushOld(), Math.max(50, options.flushAgeMs / 2))
+    this.sweepTimer.unref()
+  }
+
+  // ---- attributes ----
+
+  /** The MDS's attributes, with this client's unflushed size and mtime on top. */
+  private withLocal (attr: Attr): Attr {
+    const f = this.files.get(attr.ino)
+    if (!f) return attr
+    const out = { ...attr }
+    if (f.size !== attr.size) out.size = f.size
+    if (f.mtime) {
+      out.mtime = f.mtime
+      out.ctime = f.mtime
+    }
+    return out
+  }
+
+  async lookup (parent: Ino, name: string): Promise<Attr | null> {
+    const a = await this.backend.lookupOrNull(parent, name)
+    return a ? this.withLocal(a) : null
+  }
+
+  async getattr (ino: Ino): Promise<Attr> {
+    return this.withLocal(await this.backend.getattr(ino))
+  }
+
+  async setattr (ino: Ino, change: SetAttr): Promise<Attr> {
+    if (change.size === undefined) return this.withLocal(await this.backend.setattr(ino, change))
+    const current = await this.getattr(ino)
+    if (isDir(current.mode)) throw fsError('EISDIR', 'cannot truncate a directory')
+    if (!isReg(current.mode)) throw fsError('EINVAL', 'only regular files can be truncated')
+    return this.truncate(ino, current.size, change)
+  }
+
+  /** Change a file's size: cut buffered and stored data past it, then commit the size with those cuts. */
+  private async truncate (ino: Ino, oldSize: number, change: SetAttr): Promise<Attr> {
+    const size = change.size as number
+    const f = this.files.get(ino)
+    if (f) {
+      // Buffered writes below the new size commit first, the rest is dropped;
+      // then wait for every commit of this file, so the listing below sees all its objects.
+      f.truncate(Math.min(size, f.size))
+      this.flushFile(f).catch(() => {})
+      await Promise.allSettled(f.inflight.map(r => r.done))
+    }
+    const writes: ObjectWrite[] = []
+    if (size < oldSize) {
+      const keepStripe = Math.floor(size / STRIPE_BYTES)
+      const within = size - keepStripe * STRIPE_BYTES
+      let after: string | undefined
+      for (;;) {
+        const names = await this.backend.listData(dataObjectPrefix(ino), after, 512)
+        for (const name of names) {
+          const p = parseDataObject(name)
+          if (!p || p.ino !== ino) continue
+          if (p.stripe > keepStripe || (p.stripe === keepStripe && within === 0)) {
+            writes.push({ pool: 'data', name, ops: [{ op: 'remove' }] })
+          } else if (p.stripe === keepStripe) {
+            writes.push({ pool: 'data', name, ops: [{ op: 'truncate', size: within }] })
+          }
+        }
+        if (names.length < 512) break
+        after = names[names.length - 1]
+      }
+    }
+    const time = now()
+    const { attr, committed } = this.backend.commitData(ino, writes, { ...change, mtime: change.mtime ?? time, ctime: time }, false)
+    if (f) {
+      f.size = size
+      f.mtime = null
+      this.track(f, 0, Infinity, committed, 0)
+    }
+    return this.withLocal(await attr)
+  }
+
+  // ---- namespace ----
+
+  async mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
+    return this.backend.mknod(parent, name, mode, rdev, caller)
+  }
+
+  async mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> {
+    return this.backend.mkdir(parent, name, mode, caller)
+  }
+
+  async symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> {
+    return this.backend.symlink(parent, name, target, caller)
+  }
+
+  async link (ino: Ino, newParent: Ino, newName: string): Promise<Attr> {
+    return this.withLocal(await this.backend.link(ino, newParent, newName))
+  }
+
+  async unlink (parent: Ino, name: string): Promise<void> {
+    await this.backend.unlink(parent, name)
+  }
+
+  async rmdir (parent: Ino, name: string): Promise<void> {
+    await this.backend.rmdir(parent, name)
+  }
+
+  async rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
+    await this.backend.rename(parent, name, newParent, newName, flags)
+  }
+
+  async readlink (ino: Ino): Promise<string> {
+    return this.backend.readlink(ino)
+  }
+
+  async readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> {
+    return this.backend.readdir(ino, after, limit)
+  }
+
+  async statfs (): Promise<FsStats> {
+    return this.backend.statfs()
+  }
+
+  async setxattr (ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
+    await this.backend.setxattr(ino, name, value, flags)
+  }
+
+  async getxattr (ino: Ino, name: string): Promise<Buffer> {
+    return this.backend.getxattr(ino, name)
+  }
+
+  async listxattr (ino: Ino): Promise<string[]> {
+    return this.backend.listxattr(ino)
+  }
+
+  async removexattr (ino: Ino, name: string): Promise<void> {
+    await this.backend.removexattr(ino, name)
+  }
+
+  // ---- open files ----
+
+  private fileFor (attr: Attr): FileData {
+    let f = this.files.get(attr.ino)
+    if (!f) {
+      f = new FileData(attr.ino, attr.size)
+      this.files.set(attr.ino, f)
+    }
+    return f
+  }
+
+  private newHandle (attr: Attr, flags: number): number {
+    const file = isReg(attr.mode) ? this.fileFor(attr) : null
+    if (file) file.refs++
+    const fh = this.nextFh++
+    this.handles.set(fh, { ino: attr.ino, flags, file })
+    return fh
+  }
+
+  private handle (fh: number): Handle {
+    const h = this.handles.get(fh)
+    if (!h) throw fsError('EBADF', `no open file handle ${fh}`)
+    return h
+  }
+
+  async create (parent: Ino, name: string, mode: number, flags: number, caller: Caller): Promise<{ attr: Attr, fh: number }> {
+    const attr = await this.backend.mknod(parent, name, (mode & 0o7777) | S_IFREG, 0, caller)
+    await this.backend.open(attr.ino)
+    return { attr, fh: this.newHandle(attr, flags) }
+  }
+
+  async open (ino: Ino, flags: number): Promise<{ attr: Attr, fh: number }> {
+    let attr = this.withLocal(await this.backend.open(ino))
+    try {
+      if ((flags & O_TRUNC) && (flags & O_ACCMODE) !== O_RDONLY && isReg(attr.mode)) {
+        attr = await this.truncate(ino, attr.size, { size: 0 })
+      }
+    } catch (err) {
+      await this.backend.release(ino)
+      throw err
+    }
+    return { attr, fh: this.newHandle(attr, flags) }
+  }
+
+  async read (fh: number, offset: number, length: number): Promise<Buffer> {
+    const h = this.handle(fh)
+    const f = h.file ?? this.files.get(h.ino)
+    const size = f ? f.size : (await this.backend.getattr(h.ino)).size
+    if (offset >= size || length === 0) return Buffer.alloc(0)
+    const end = Math.min(size, offset + length)
+    if (f) {
+      const pending = f.pendingCommits(offset, end)
+      if (pending.length > 0) await Promise.allSettled(pending)
+    }
+    const out = await this.readStored(h.ino, offset, end - offset)
+    if (f) f.overlayDirty(offset, out)
+    return out
+  }
+
+  /** Read [offset, offset+length) from the data objects; holes and missing objects read as zeros. */
+  private async readStored (ino: Ino, offset: number, length: number): Promise<Buffer> {
+    const first = Math.floor(offset / STRIPE_BYTES)
+    const last = Math.floor((offset + length - 1) / STRIPE_BYTES)
+    if (first === last) {
+      const within = offset - first * STRIPE_BYTES
+      const got = await this.backend.readData(dataObject(ino, first), within, length)
+      if (got && got.length === length) return Buffer.from(got.buffer, got.byteOffset, got.length)
+      const out = Buffer.alloc(length)
+      if (got) out.set(got, 0)
+      return out
+    }
+    const out = Buffer.alloc(length)
+    const reads: Array<Promise<void>> = []
+    for (let s = first; s <= last; s++) {
+      const start = Math.max(offset, s * STRIPE_BYTES)
+      const end = Math.min(offset + length, (s + 1) * STRIPE_BYTES)
+      reads.push(this.backend.readData(dataObject(ino, s), start - s * STRIPE_BYTES, end - start).then(got => {
+        if (got) out.set(got, start - offset)
+      }))
+    }
+    await Promise.all(reads)
+    return out
+  }
+
+  async write (fh: number, offset: number, data: Buffer): Promise<number> {
+    const h = this.handle(fh)
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsError('EBADF', 'file is not open for writing')
+    const f = h.file
+    if (!f) throw fsError('EINVAL', 'not a regular file')
+    if (offset + data.length > Number.MAX_SAFE_INTEGER) throw fsError('EFBIG', 'write past the largest file size')
+    if (this.inflightBytes > this.options.inflightLimitBytes) await this.waitForRoom()
+    const before = f.dirtyBytes
+    const flushNow = f.write(offset, data, now(), performance.now())
+    this.dirtyBytes += f.dirtyBytes - before
+    if (flushNow) this.flushFile(f).catch(() => {})
+    if (this.dirtyBytes > this.options.dirtyLimitBytes) this.flushAll()
+    return data.length
+  }
+
+  private waitForRoom (): Promise<void> {
+    return new Promise(resolve => this.roomWaiters.push(resolve))
+  }
+
+  private track (f: FileData, start: number, end: number, committed: Promise<unknown>, bytes: number): void {
+    const range = { start, end, done: committed }
+    f.inflight.push(range)
+    this.inflightBytes += bytes
+    committed.then(() => {}, (err: Error) => { f.error = err }).finally(() => {
+      f.inflight.splice(f.inflight.indexOf(range), 1)
+      this.inflightBytes -= bytes
+      if (this.inflightBytes <= this.options.inflightLimitBytes) {
+        const waiters = this.roomWaiters
+        this.roomWaiters = []
+        for (const w of waiters) w()
+      }
+      this.maybeForget(f)
+    })
+  }
+
+  /** Send a file's buffered writes (with its new size and mtime) to be committed. */
+  private flushFile (f: FileData, durable = false): Promise<unknown> {
+    if (!f.hasDirty) return Promise.resolve()
+    const mtime = f.mtime as Timespec
+    const size = f.size
+    const { writes, start, end, bytes } = f.takeWrites()
+    this.dirtyBytes -= bytes
+    f.mtime = null
+    const change: SetAttr = { size, mtime, ctime: mtime }
+    const { committed } = this.backend.commitData(f.ino, writes, change, durable)
+    this.track(f, start, end, committed, bytes)
+    return committed
+  }
+
+  private flushAll (): void {
+    for (const f of this.files.values()) if (f.hasDirty) this.flushFile(f).catch(() => {})
+  }
+
+  private flushOld (): void {
+    const limit = performance.now() - this.options.flushAgeMs
+    for (const f of this.files.values()) {
+      if (f.hasDirty && f.dirtySinceMs !== 0 && f.dirtySinceMs <= limit) this.flushFile(f).catch(() => {})
+    }
+  }
+
+  private takeError (f: FileData): void {
+    if (!f.error) return
+    const err = f.error
+    f.error = null
+    throw err
+  }
+
+  /** close(): buffered writes go to the store; a failed earlier commit is reported here. */
+  async flush (fh: number): Promise<void> {
+    const h = this.handle(fh)
+    if (!h.file) return
+    this.flushFile(h.file).catch(() => {})
+    this.takeError(h.file)
+  }
+
+  async fsync (fh: number, _datasync: boolean): Promise<void> {
+    const h = this.handle(fh)
+    if (h.file) {
+      await Promise.allSettled([this.flushFile(h.file), ...h.file.inflight.map(r => r.done)])
+      this.takeError(h.file)
+    }
+    await this.backend.sync(true)
+  }
+
+  async release (fh: number): Promise<void> {
+    const h = this.handle(fh)
+    this.handles.delete(fh)
+    if (h.file) {
+      h.file.refs--
+      if (h.file.refs === 0) this.flushFile(h.file).catch(() => {})
+      this.maybeForget(h.file)
+    }
+    await this.backend.release(h.ino)
+  }
+
+  private maybeForget (f: FileData): void {
+    if (f.refs === 0 && f.inflight.length === 0 && !f.hasDirty && this.files.get(f.ino) === f) this.files.delete(f.ino)
+  }
+
+  /** fallocate: mode 0 grows the file; punching holes zeroes a range without changing the size. */
+  async fallocate (fh: number, mode: number, offset: number, length: number): Promise<void> {
+    const FALLOC_FL_KEEP_SIZE = 1
+    const FALLOC_FL_PUNCH_HOLE = 2
+    const h = this.handle(fh)
+    if (!h.file) throw fsError('ENODEV', 'fallocate needs a regular file')
+    if (offset < 0 || length <= 0) throw fsError('EINVAL', 'fallocate needs offset >= 0 and length > 0')
+    if (mode === 0 || mode === FALLOC_FL_KEEP_SIZE) {
+      if (mode === 0 && offset + length > h.file.size) await this.setattr(h.ino, { size: offset + length })
+      return
+    }
+    if (mode !== (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) throw fsError('EOPNOTSUPP', `fallocate mode ${mode} is not supported`)
+    await this.flushFile(h.file)
+    const end = Math.min(offset + length, h.file.size)
+    const writes: ObjectWrite[] = []
+    for (let pos = offset; pos < end;) {
+      const stripe = Math.floor(pos / STRIPE_BYTES)
+      const n = Math.min(end, (stripe + 1) * STRIPE_BYTES) - pos
+      writes.push({ pool: 'data', name: dataObject(h.ino, stripe), ops: [{ op: 'zero', offset: pos - stripe * STRIPE_BYTES, length: n }] })
+      pos += n
+    }
+    const time = now()
+    const { committed } = this.backend.commitData(h.ino, writes, { mtime: time, ctime: time }, false)
+    this.track(h.file, offset, end, committed, 0)
+    await committed
+  }
+
+  /** Flush everything and wait for it to be on stable storage. */
+  async syncAll (): Promise<void> {
+    const pending: Array<Promise<unknown>> = []
+    for (const f of this.files.values()) {
+      pending.push(this.flushFile(f), ...f.inflight.map(r => r.done))
+    }
+    await Promise.allSettled(pending)
+    await this.backend.sync(true)
+  }
+
+  get openFiles (): number { return this.handles.size }
+
+  close (): void {
+    clearInterval(this.sweepTimer)
+  }
+}

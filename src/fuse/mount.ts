@@ -1,0 +1,72 @@
+// A mounted cudele filesystem: the FUSE session over a client.
+
+import * as path from 'path'
+import type { Client } from '../client/client'
+import { type AdapterOptions, DEFAULT_ADAPTER_OPTIONS, FuseAdapter } from './adapter'
+import { ATTR_LENGTH, loadBinding, type Session } from './native'
+
+export interface MountConfig {
+  mountpoint: string
+  /** Shown as the source in /proc/mounts (e.g. cudele:/path/to/store). */
+  fsname: string
+  adapter?: AdapterOptions
+  /** Let other users use the mount (needs root or user_allow_other). */
+  allowOther?: boolean
+  /** Have fusermount3 remove the mount if this process dies. */
+  autoUnmount?: boolean
+  /** Largest write the kernel sends in one request, bytes. */
+  maxWrite?: number
+  /** Extra -o options. */
+  options?: string[]
+  /** Give up if the kernel has not finished INIT in this time. */
+  readyTimeoutMs?: number
+}
+
+export class FuseMount {
+  private unmounted = false
+
+  private constructor (readonly mountpoint: string, private readonly session: Session, readonly adapter: FuseAdapter) {}
+
+  static async mount (client: Client, cfg: MountConfig): Promise<FuseMount> {
+    const binding = loadBinding()
+    const attr = new Float64Array(ATTR_LENGTH)
+    const adapter = new FuseAdapter(client, attr, cfg.adapter ?? DEFAULT_ADAPTER_OPTIONS)
+    const options = [
+      `fsname=${cfg.fsname.replace(/[,\\]/g, '_')}`,
+      'subtype=cudele',
+      // The kernel checks permissions against the modes and owners we report.
+      'default_permissions'
+    ]
+    if (cfg.allowOther) options.push('allow_other')
+    if (cfg.autoUnmount) options.push('auto_unmount')
+    if (cfg.options) options.push(...cfg.options)
+    const mountpoint = path.resolve(cfg.mountpoint)
+    const session = binding.mount(mountpoint, { options, maxWrite: cfg.maxWrite ?? 1024 * 1024 }, adapter.handlers, attr)
+    adapter.session = session
+    const m = new FuseMount(mountpoint, session, adapter)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`the kernel did not finish mounting ${mountpoint} within ${cfg.readyTimeoutMs ?? 10000} ms`)), cfg.readyTimeoutMs ?? 10000)
+    })
+    try {
+      await Promise.race([adapter.ready, timeout])
+    } catch (err) {
+      m.unmount()
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+    return m
+  }
+
+  /** Resolves when the session has ended (unmounted from here or from outside). */
+  get exited (): Promise<void> {
+    return this.adapter.exited
+  }
+
+  unmount (): void {
+    if (this.unmounted) return
+    this.unmounted = true
+    this.session.unmount()
+  }
+}

@@ -1,0 +1,58 @@
+// Where the namespace lives in the object store (CephFS-style names).
+
+import type { Ino } from './types'
+
+export const METADATA_POOL = 'metadata'
+export const DATA_POOL = 'data'
+
+/** Objects per file: data is striped over objects of this size. */
+export const STRIPE_BYTES = 4 * 1024 * 1024
+/** Inodes per inode-table object. */
+export const INODES_PER_SHARD = 4096
+
+/** A directory's dentries: the omap of `<ino hex>.00000000` (one fragment). */
+export function dirObject (ino: Ino): string {
+  return `${ino.toString(16)}.00000000`
+}
+
+export function inodeShardObject (ino: Ino): string {
+  return `inodes.${Math.floor(ino / INODES_PER_SHARD).toString(16)}`
+}
+
+export function dataObject (ino: Ino, stripe: number): string {
+  return `${ino.toString(16)}.${stripe.toString(16).padStart(8, '0')}`
+}
+
+/** Prefix shared by all data objects of one file. */
+export function dataObjectPrefix (ino: Ino): string {
+  return `${ino.toString(16)}.`
+}
+
+export function parseDataObject (name: string): { ino: Ino, stripe: number } | null {
+  const m = /^([0-9a-f]+)\.([0-9a-f]{8})$/.exec(name)
+  if (!m) return null
+  return { ino: parseInt(m[1], 16), stripe: parseInt(m[2], 16) }
+}
+
+export const JOURNAL_PREFIX = 'mds0.journal.'
+export const JOURNAL_HEADER = 'mds0.journal.header'
+export const INOTABLE_OBJECT = 'mds0.inotable'
+/** Inodes with no links left, waiting for their last close and purge. */
+export const STRAY_OBJECT = 'mds0.stray'
+/** Marks a formatted store: its payload says the format version. */
+export const FORMAT_OBJECT = 'cudele.format'
+export const FORMAT_VERSION = 1
+
+export function journalObject (seq: number): string {
+  return JOURNAL_PREFIX + seq.toString(16).padStart(16, '0')
+}
+
+export function parseJournalObject (name: string): number | null {
+  if (!name.startsWith(JOURNAL_PREFIX)) return null
+  const rest = name.slice(JOURNAL_PREFIX.length)
+  if (!/^[0-9a-f]{16}$/.test(rest)) return null
+  return parseInt(rest, 16)
+}
+
+/** First inode number handed out; lower numbers are reserved. */
+export const FIRST_INO = 0x1000

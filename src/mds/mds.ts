@@ -1,0 +1,551 @@
+// The metadata server (one rank): owns the namespace.
+//
+// Every operation is synchronous up to the journal: it loads what it needs
+// into the cache (store reads are local and synchronous), validates, builds an
+// event, applies it (apply.ts) and appends it to the journal. So operations
+// never interleave half-way, and the reply can go out before the journal
+// commits (like CephFS's early reply); sync() waits for "safe".
+
+import { fsError } from '../common/errors'
+import { now } from '../common/time'
+import type { ObjectWrite } from '../store/types'
+import { applyEvent } from './apply'
+import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
+import { EventType, SA, type Event, type SetAttrEvent } from './events'
+import { attrOf, type Inode } from './inode'
+import type { Journal } from './journal'
+import { DATA_POOL, dataObjectPrefix, dirObject, METADATA_POOL } from './layout'
+import { InoTable, Namespace, StraySet } from './namespace'
+import type { LocalStore } from './open'
+import { buildTrimBatch } from './trim'
+import {
+  type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type MdsApi, NAME_MAX,
+  RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
+  S_IFSOCK, S_ISGID, type SetAttr, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE
+} from './types'
+import { decodeDentry } from './dentry'
+
+export interface MdsOptions {
+  cache: CacheLimits
+  /** Trim once this many cache entries are dirty. */
+  trimDirtyEntries: number
+  /** Trim at least this often while anything is dirty. */
+  trimIntervalMs: number
+}
+
+export const DEFAULT_MDS_OPTIONS: MdsOptions = {
+  cache: DEFAULT_CACHE_LIMITS,
+  trimDirtyEntries: 20_000,
+  trimIntervalMs: 1000
+}
+
+const XATTR_NAME_MAX = 255
+const XATTR_VALUE_MAX = 64 * 1024
+const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.']
+/** Objects listed per store read while purging a file's data. */
+const PURGE_LIST_LIMIT = 512
+
+export class Mds implements MdsApi {
+  readonly ns: Namespace
+  private readonly opens = new Map<Ino, number>()
+  private readonly purgeQueue = new Set<Ino>()
+  private purging = false
+  private trimInflight: Promise<void> | null = null
+  private trimTimer: NodeJS.Timeout | null = null
+  private closed = false
+  /** Problems met while replaying the journal at start-up (fsck reports them). */
+  readonly replayProblems: string[] = []
+
+  constructor (
+    private readonly store: LocalStore,
+    readonly journal: Journal,
+    nextIno: Ino,
+    strays: Iterable<Ino>,
+    private readonly options: MdsOptions = DEFAULT_MDS_OPTIONS,
+    private readonly readOnly = false
+  ) {
+    const cache = new MetadataCache(store, options.cache)
+    this.ns = new Namespace(cache, new InoTable(nextIno), new StraySet(), {
+      linksGone: inode => { if (!this.opens.has(inode.ino)) this.purgeQueue.add(inode.ino) }
+    })
+    for (const ino of strays) {
+      this.ns.strays.members.add(ino)
+      this.purgeQueue.add(ino)
+    }
+  }
+
+  /** Replay journal events at start-up (the same path as live operations). */
+  replay (seq: number, events: Event[]): void {
+    for (const ev of events) {
+      if (!applyEvent(this.ns, ev)) this.replayProblems.push(`journal object ${seq}: ${describe(ev)} could not be applied`)
+    }
+  }
+
+  /** Begin background work: purges left over from before, periodic trims. */
+  start (): void {
+    if (this.readOnly) return
+    this.trimTimer = setInterval(() => {
+      if (this.ns.cache.dirtyCount > 0 || this.journal.lastSubmittedSeq > this.journal.trimmedSeq) this.trim().catch(() => {})
+    }, this.options.trimIntervalMs)
+    this.trimTimer.unref()
+    this.kickPurge()
+  }
+
+  // ---- helpers ----
+
+  private inode (ino: Ino): Inode {
+    const inode = this.ns.cache.getInode(ino)
+    if (!inode) throw fsError('ENOENT', `inode ${ino} does not exist`)
+    return inode
+  }
+
+  private dir (ino: Ino): Inode {
+    const inode = this.inode(ino)
+    if (!isDir(inode.mode)) throw fsError('ENOTDIR', `inode ${ino} is not a directory`)
+    return inode
+  }
+
+  /** A directory that can still get entries (not removed). */
+  private liveDir (ino: Ino): Inode {
+    const d = this.dir(ino)
+    if (d.nlink === 0) throw fsError('ENOENT', `directory ${ino} was removed`)
+    return d
+  }
+
+  private checkName (name: string): void {
+    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+      throw fsError('EINVAL', `invalid name ${JSON.stringify(name)}`)
+    }
+  }
+
+  private mutate (ev: Event): void {
+    if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
+    if (this.closed) throw fsError('EIO', 'the metadata server is shut down')
+    if (!applyEvent(this.ns, ev)) throw fsError('EIO', `${describe(ev)} could not be applied`)
+    this.journal.append(ev)
+    if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight) this.trim().catch(() => {})
+  }
+
+  // ---- reads ----
+
+  lookup (parent: Ino, name: string): Attr {
+    this.dir(parent)
+    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
+    const d = this.ns.cache.getDentry(parent, name)
+    if (!d) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
+    return attrOf(this.inode(d.ino))
+  }
+
+  /** Like lookup, but null instead of ENOENT (cheap negative answers for the FUSE adapter). */
+  lookupOrNull (parent: Ino, name: string): Attr | null {
+    this.dir(parent)
+    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
+    const d = this.ns.cache.getDentry(parent, name)
+    return d ? attrOf(this.inode(d.ino)) : null
+  }
+
+  getattr (ino: Ino): Attr {
+    return attrOf(this.inode(ino))
+  }
+
+  readlink (ino: Ino): string {
+    const inode = this.inode(ino)
+    if ((inode.mode & S_IFMT) !== S_IFLNK) throw fsError('EINVAL', `inode ${ino} is not a symbolic link`)
+    return inode.target
+  }
+
+  async readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> {
+    this.dir(ino)
+    // The listing reads the store; entries changed since the last trim must get there first.
+    if (this.ns.cache.hasUnstoredDentries(ino) && !this.readOnly) await this.trim()
+    return this.listDir(ino, after, limit)
+  }
+
+  /** A page of a directory's entries in name order, without trimming first (unstored changes merged in). */
+  listDir (ino: Ino, after: string | null, limit: number): DirEntry[] {
+    if (this.ns.cache.hasUnstoredDentries(ino)) return this.mergedListing(ino, after, limit)
+    return this.storedListing(ino, after, limit)
+  }
+
+  private storedListing (ino: Ino, after: string | null, limit: number): DirEntry[] {
+    const rows = this.store.omapListSync(METADATA_POOL, dirObject(ino), {
+      after: after === null ? undefined : Buffer.from(after, 'latin1'),
+      limit
+    })
+    return rows.map(r => {
+      const v = decodeDentry(r.value)
+      return { name: Buffer.from(r.key).toString('latin1'), ino: v.ino, type: v.type }
+    })
+  }
+
+  /** The store's listing with the unstored changes on top (read-only MDS: fsck after replay). */
+  private mergedListing (ino: Ino, after: string | null, limit: number): DirEntry[] {
+    const overlay = new Map<string, DirEntry | null>()
+    for (const d of this.ns.cache.unstoredDentries(ino)) {
+      if (after === null || d.name > after) overlay.set(d.name, d.ino === 0 ? null : { name: d.name, ino: d.ino, type: d.type })
+    }
+    const out: DirEntry[] = []
+    let cursor = after
+    for (;;) {
+      const page = this.storedListing(ino, cursor, limit)
+      for (const e of page) if (!overlay.has(e.name)) out.push(e)
+      if (page.length < limit) break
+      cursor = page[page.length - 1].name
+      if (out.length >= limit) break
+    }
+    const last = out.length >= limit ? out[limit - 1].name : null
+    for (const e of overlay.values()) if (e && (last === null || e.name < last)) out.push(e)
+    out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    return out.slice(0, limit)
+  }
+
+  getxattr (ino: Ino, name: string): Buffer {
+    const inode = this.inode(ino)
+    const v = inode.xattrs?.get(name)
+    if (v === undefined) throw fsError('ENODATA', `no attribute ${name}`)
+    return v
+  }
+
+  listxattr (ino: Ino): string[] {
+    const inode = this.inode(ino)
+    return inode.xattrs ? [...inode.xattrs.keys()] : []
+  }
+
+  async statfs (): Promise<FsStats> {
+    const u = await this.store.usage()
+    const bsize = 4096
+    return {
+      blockSize: bsize,
+      blocks: Math.floor(u.bytesTotal / bsize),
+      blocksFree: Math.floor(u.bytesFree / bsize),
+      blocksAvail: Math.floor(u.bytesFree / bsize),
+      // Inodes cost store space only, so the limit is what the free space could hold.
+      files: u.objects + Math.floor(u.bytesFree / 256),
+      filesFree: Math.floor(u.bytesFree / 256),
+      nameMax: NAME_MAX
+    }
+  }
+
+  // ---- namespace changes ----
+
+  private newNode (parent: Ino, name: string, mode: number, rdev: number, caller: Caller, target: string): Attr {
+    this.checkName(name)
+    const dir = this.liveDir(parent)
+    if (this.ns.cache.getDentry(parent, name)) throw fsError('EEXIST', `${JSON.stringify(name)} exists`)
+    let gid = caller.gid
+    // BSD group semantics in a setgid directory; subdirectories inherit the bit.
+    if (dir.mode & S_ISGID) {
+      gid = dir.gid
+      if (isDir(mode)) mode |= S_ISGID
+    }
+    const ino = this.ns.inotable.alloc()
+    const time = now()
+    this.mutate({ type: EventType.Mknod, parent, name, ino, mode, uid: caller.uid, gid, rdev, time, target })
+    return attrOf(this.inode(ino))
+  }
+
+  mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Attr {
+    const type = mode & S_IFMT
+    if (type === 0) mode |= S_IFREG
+    else if (![S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].includes(type)) {
+      throw fsError('EINVAL', `mknod cannot create file type ${type.toString(8)}`)
+    }
+    const isDev = type === S_IFCHR || type === S_IFBLK
+    return this.newNode(parent, name, mode, isDev ? rdev : 0, caller, '')
+  }
+
+  mkdir (parent: Ino, name: string, mode: number, caller: Caller): Attr {
+    return this.newNode(parent, name, S_IFDIR | (mode & 0o7777), 0, caller, '')
+  }
+
+  symlink (parent: Ino, name: string, target: string, caller: Caller): Attr {
+    if (target.length === 0) throw fsError('ENOENT', 'a symbolic link needs a target')
+    if (target.length > SYMLINK_MAX) throw fsError('ENAMETOOLONG', `symlink target is ${target.length} bytes; the limit is ${SYMLINK_MAX}`)
+    return this.newNode(parent, name, S_IFLNK | 0o777, 0, caller, target)
+  }
+
+  link (ino: Ino, newParent: Ino, newName: string): Attr {
+    this.checkName(newName)
+    const inode = this.inode(ino)
+    if (isDir(inode.mode)) throw fsError('EPERM', 'hard links to directories are not allowed')
+    this.liveDir(newParent)
+    if (this.ns.cache.getDentry(newParent, newName)) throw fsError('EEXIST', `${JSON.stringify(newName)} exists`)
+    if (inode.nlink === 0 && !this.opens.has(ino)) throw fsError('ENOENT', `inode ${ino} has been removed`)
+    this.mutate({ type: EventType.Link, ino, parent: newParent, name: newName, time: now() })
+    return attrOf(inode)
+  }
+
+  unlink (parent: Ino, name: string): void {
+    this.dir(parent)
+    const d = this.ns.cache.getDentry(parent, name)
+    if (!d) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
+    if (d.type === S_IFDIR) throw fsError('EISDIR', `${JSON.stringify(name)} is a directory`)
+    this.mutate({ type: EventType.Unlink, parent, name, time: now() })
+  }
+
+  rmdir (parent: Ino, name: string): void {
+    this.dir(parent)
+    if (name === '.') throw fsError('EINVAL', 'cannot remove "."')
+    const d = this.ns.cache.getDentry(parent, name)
+    if (!d) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
+    if (d.type !== S_IFDIR) throw fsError('ENOTDIR', `${JSON.stringify(name)} is not a directory`)
+    const target = this.inode(d.ino)
+    if (target.nentries > 0) throw fsError('ENOTEMPTY', `directory ${JSON.stringify(name)} has ${target.nentries} entries`)
+    this.mutate({ type: EventType.Unlink, parent, name, time: now() })
+  }
+
+  rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): void {
+    this.checkName(newName)
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw fsError('EINVAL', `unknown rename flags ${flags}`)
+    if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) throw fsError('EINVAL', 'RENAME_NOREPLACE and RENAME_EXCHANGE together')
+    this.dir(parent)
+    const dstDir = this.liveDir(newParent)
+    const src = this.ns.cache.getDentry(parent, name)
+    if (!src) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
+    const dst = this.ns.cache.getDentry(newParent, newName)
+    if (parent === newParent && name === newName) return
+    if (flags & RENAME_NOREPLACE && dst) throw fsError('EEXIST', `${JSON.stringify(newName)} exists`)
+    if (flags & RENAME_EXCHANGE) {
+      if (!dst) throw fsError('ENOENT', `no entry ${JSON.stringify(newName)} to exchange with`)
+      if (dst.type === S_IFDIR) this.checkNotAncestor(dst.ino, parent)
+    } else if (dst && dst.ino !== src.ino) {
+      if (src.type === S_IFDIR && dst.type !== S_IFDIR) throw fsError('ENOTDIR', `${JSON.stringify(newName)} is not a directory`)
+      if (src.type !== S_IFDIR && dst.type === S_IFDIR) throw fsError('EISDIR', `${JSON.stringify(newName)} is a directory`)
+      if (dst.type === S_IFDIR) {
+        const t = this.inode(dst.ino)
+        if (t.nentries > 0) throw fsError('ENOTEMPTY', `directory ${JSON.stringify(newName)} is not empty`)
+      }
+    }
+    if (src.type === S_IFDIR) this.checkNotAncestor(src.ino, dstDir.ino)
+    this.mutate({ type: EventType.Rename, parent, name, newParent, newName, flags: flags & RENAME_EXCHANGE, time: now() })
+  }
+
+  /** EINVAL when dir is `target` or one of its ancestors (a directory cannot move into itself). */
+  private checkNotAncestor (dir: Ino, target: Ino): void {
+    let cur = target
+    for (let depth = 0; depth < 4096; depth++) {
+      if (cur === dir) throw fsError('EINVAL', 'cannot move a directory into its own subtree')
+      if (cur === ROOT_INO) return
+      const inode = this.inode(cur)
+      if (inode.parent === cur) return
+      cur = inode.parent
+    }
+    throw fsError('ELOOP', 'directory ancestry is too deep')
+  }
+
+  setattr (ino: Ino, change: SetAttr): Attr {
+    const inode = this.inode(ino)
+    const ev = this.setAttrEvent(inode, change)
+    if (ev) this.mutate(ev)
+    return attrOf(inode)
+  }
+
+  private setAttrEvent (inode: Inode, change: SetAttr): SetAttrEvent | null {
+    const time = now()
+    const ev: SetAttrEvent = {
+      type: EventType.SetAttr, ino: inode.ino, mask: 0, mode: 0, uid: 0, gid: 0, size: 0,
+      atime: time, mtime: time, ctime: change.ctime ?? time
+    }
+    if (change.size !== undefined) {
+      if (isDir(inode.mode)) throw fsError('EISDIR', 'cannot truncate a directory')
+      if (!isReg(inode.mode)) throw fsError('EINVAL', 'only regular files have a settable size')
+      if (change.size < 0 || !Number.isSafeInteger(change.size)) throw fsError('EINVAL', `invalid size ${change.size}`)
+      ev.mask |= SA.SIZE
+      ev.size = change.size
+    }
+    if (change.mode !== undefined) {
+      ev.mask |= SA.MODE
+      ev.mode = change.mode & 0o7777
+    }
+    if (change.uid !== undefined && change.uid !== 0xffffffff) {
+      ev.mask |= SA.UID
+      ev.uid = change.uid
+    }
+    if (change.gid !== undefined && change.gid !== 0xffffffff) {
+      ev.mask |= SA.GID
+      ev.gid = change.gid
+    }
+    if (change.atime !== undefined) {
+      ev.mask |= SA.ATIME
+      ev.atime = change.atime === 'now' ? time : change.atime
+    }
+    if (change.mtime !== undefined) {
+      ev.mask |= SA.MTIME
+      ev.mtime = change.mtime === 'now' ? time : change.mtime
+    }
+    if (ev.mask === 0 && change.ctime === undefined) return null
+    return ev
+  }
+
+  setxattr (ino: Ino, name: string, value: Buffer, flags: number): void {
+    const inode = this.inode(ino)
+    checkXattrName(name)
+    if (value.length > XATTR_VALUE_MAX) throw fsError('E2BIG', `attribute value is ${value.length} bytes; the limit is ${XATTR_VALUE_MAX}`)
+    const exists = inode.xattrs?.has(name) === true
+    if ((flags & XATTR_CREATE) && exists) throw fsError('EEXIST', `attribute ${name} exists`)
+    if ((flags & XATTR_REPLACE) && !exists) throw fsError('ENODATA', `no attribute ${name}`)
+    this.mutate({ type: EventType.SetXattr, ino, name, value: Buffer.from(value), time: now() })
+  }
+
+  removexattr (ino: Ino, name: string): void {
+    const inode = this.inode(ino)
+    checkXattrName(name)
+    if (inode.xattrs?.has(name) !== true) throw fsError('ENODATA', `no attribute ${name}`)
+    this.mutate({ type: EventType.RemoveXattr, ino, name, time: now() })
+  }
+
+  // ---- open files and data ----
+
+  open (ino: Ino): Attr {
+    const inode = this.inode(ino)
+    this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1)
+    return attrOf(inode)
+  }
+
+  release (ino: Ino): void {
+    const n = (this.opens.get(ino) ?? 0) - 1
+    if (n > 0) {
+      this.opens.set(ino, n)
+      return
+    }
+    this.opens.delete(ino)
+    const inode = this.ns.cache.getInode(ino)
+    if (inode && inode.nlink === 0) {
+      this.purgeQueue.add(ino)
+      this.kickPurge()
+    }
+  }
+
+  /**
+   * Commit data writes together with the attribute change they imply (a new
+   * size and mtime), atomically: the size a reader sees after a crash never
+   * covers bytes that did not reach the store, and no data outlives a size
+   * that excludes it.
+   */
+  commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable = false): { attr: Attr, committed: Promise<unknown> } {
+    const inode = this.inode(ino)
+    const ev = this.setAttrEvent(inode, change)
+    if (ev) this.mutate(ev)
+    const committed = this.journal.submit(writes, durable)
+    return { attr: attrOf(inode), committed }
+  }
+
+  async sync (durable: boolean): Promise<void> {
+    await this.journal.sync(durable)
+  }
+
+  // ---- trim and purge ----
+
+  /** Write the namespace changes so far into the metadata store and drop their journal objects. */
+  async trim (): Promise<void> {
+    if (this.readOnly) return
+    while (this.trimInflight) await this.trimInflight
+    const cache = this.ns.cache
+    const previousTrimmedSeq = this.journal.trimmedSeq
+    // Every change in the snapshot must be in a journal object at or before upTo.
+    if (this.journal.pendingEvents > 0) this.journal.submit([], false).catch(() => {})
+    const upToSeq = this.journal.lastSubmittedSeq
+    if (cache.dirtyCount === 0 && upToSeq === previousTrimmedSeq && !this.ns.inotable.dirty) return
+    const snapshot = cache.takeDirty()
+    const strayChanges = this.ns.strays.takeChanges()
+    this.ns.inotable.dirty = false
+    const batch = buildTrimBatch({
+      snapshot,
+      strayChanges,
+      nextIno: this.ns.inotable.next,
+      previousTrimmedSeq,
+      upToSeq,
+      dirExists: ino => { const i = cache.getInode(ino); return i !== null && isDir(i.mode) }
+    })
+    this.journal.trimmedSeq = upToSeq
+    const p = this.store.submit(batch, { durable: false }).then(
+      () => { cache.flushDone() },
+      (err: Error) => {
+        cache.flushFailed()
+        this.ns.strays.restoreChanges(strayChanges)
+        this.ns.inotable.dirty = true
+        this.journal.trimmedSeq = previousTrimmedSeq
+        throw err
+      }
+    ).finally(() => { this.trimInflight = null })
+    this.trimInflight = p
+    await p
+  }
+
+  private kickPurge (): void {
+    if (this.purging || this.purgeQueue.size === 0 || this.readOnly || this.closed) return
+    this.purging = true
+    this.purgeAll().catch(() => {}).finally(() => {
+      this.purging = false
+      if (this.purgeQueue.size > 0) setImmediate(() => this.kickPurge())
+    })
+  }
+
+  private async purgeAll (): Promise<void> {
+    for (const ino of [...this.purgeQueue]) {
+      this.purgeQueue.delete(ino)
+      if (this.opens.has(ino)) continue
+      const inode = this.ns.cache.getInode(ino)
+      if (!inode || inode.nlink > 0) {
+        this.ns.strays.remove(ino)
+        continue
+      }
+      await this.purgeInode(inode)
+    }
+  }
+
+  /** Drop an unreferenced inode: its data objects and the inode go in one batch. */
+  private async purgeInode (inode: Inode): Promise<void> {
+    const removals: ObjectWrite[] = []
+    if (isDir(inode.mode)) {
+      removals.push({ pool: METADATA_POOL, name: dirObject(inode.ino), ops: [{ op: 'remove' }] })
+    } else if (isReg(inode.mode)) {
+      const prefix = dataObjectPrefix(inode.ino)
+      let after: string | undefined
+      for (;;) {
+        const names = this.store.listSync(DATA_POOL, { prefix, after, limit: PURGE_LIST_LIMIT })
+        for (const name of names) removals.push({ pool: DATA_POOL, name, ops: [{ op: 'remove' }] })
+        if (names.length < PURGE_LIST_LIMIT) break
+        after = names[names.length - 1]
+      }
+    }
+    this.mutate({ type: EventType.Purge, ino: inode.ino })
+    await this.journal.submit(removals, false)
+  }
+
+  /** Finish purges and trims, then stop background work. */
+  async close (): Promise<void> {
+    if (this.trimTimer) clearInterval(this.trimTimer)
+    this.trimTimer = null
+    if (!this.readOnly) {
+      while (this.purging) await new Promise(resolve => setTimeout(resolve, 5))
+      await this.trim()
+      await this.journal.sync(true)
+    }
+    this.closed = true
+  }
+
+  get openCount (): number { return this.opens.size }
+}
+
+function checkXattrName (name: string): void {
+  if (name.length === 0 || name.length > XATTR_NAME_MAX) throw fsError('ERANGE', `attribute name length ${name.length} is out of range`)
+  if (!XATTR_NAMESPACES.some(p => name.startsWith(p))) {
+    throw fsError('EOPNOTSUPP', `attribute ${name}: only the user., trusted. and security. namespaces are supported`)
+  }
+}
+
+function describe (ev: Event): string {
+  switch (ev.type) {
+    case EventType.Mknod: return `create of ${JSON.stringify(ev.name)} (inode ${ev.ino}) in ${ev.parent}`
+    case EventType.Link: return `link of inode ${ev.ino} as ${JSON.stringify(ev.name)} in ${ev.parent}`
+    case EventType.Unlink: return `removal of ${JSON.stringify(ev.name)} from ${ev.parent}`
+    case EventType.Rename: return `rename of ${JSON.stringify(ev.name)} in ${ev.parent} to ${JSON.stringify(ev.newName)} in ${ev.newParent}`
+    case EventType.SetAttr: return `setattr of inode ${ev.ino}`
+    case EventType.SetXattr: return `setxattr ${ev.name} of inode ${ev.ino}`
+    case EventType.RemoveXattr: return `removexattr ${ev.name} of inode ${ev.ino}`
+    case EventType.Purge: return `purge of inode ${ev.ino}`
+  }
+}
+

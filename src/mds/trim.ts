@@ -1,0 +1,91 @@
+// Trim: write what the journal says into the metadata store, then drop the
+// journal objects that said it — in one batch, so the store plus the remaining
+// journal always describe the namespace exactly once (replay never applies an
+// event twice).
+
+import { Encoder, nameToBytes, u64Key } from '../common/codec'
+import type { ObjectOp, ObjectWrite } from '../store/types'
+import type { DirtySnapshot } from './cache'
+import { encodeDentry } from './dentry'
+import { encodeInode } from './inode'
+import {
+  dirObject, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, STRAY_OBJECT
+} from './layout'
+import type { Ino } from './types'
+
+export interface TrimInput {
+  snapshot: DirtySnapshot
+  strayChanges: Map<Ino, boolean>
+  /** The inode allocator's high-water mark. */
+  nextIno: Ino
+  /** Journal objects (previousTrimmedSeq, upToSeq] are covered by this trim. */
+  previousTrimmedSeq: number
+  upToSeq: number
+  /** Directories that no longer exist: their dentry changes are dropped (their object is gone). */
+  dirExists: (ino: Ino) => boolean
+}
+
+export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
+  const batch: ObjectWrite[] = []
+
+  for (const [parent, dentries] of t.snapshot.dentries) {
+    if (!t.dirExists(parent)) continue
+    const set: Array<[Uint8Array, Uint8Array]> = []
+    const remove: Uint8Array[] = []
+    for (const d of dentries) {
+      if (d.ino === 0) remove.push(nameToBytes(d.name))
+      else set.push([nameToBytes(d.name), encodeDentry(d.ino, d.type)])
+    }
+    const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
+    if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
+    if (set.length > 0) ops.push({ op: 'omapSet', entries: set })
+    batch.push({ pool: METADATA_POOL, name: dirObject(parent), ops })
+  }
+
+  const shards = new Map<string, { set: Array<[Uint8Array, Uint8Array]>, remove: Uint8Array[] }>()
+  const enc = new Encoder(128)
+  for (const [ino, inode] of t.snapshot.inodes) {
+    const shard = inodeShardObject(ino)
+    let s = shards.get(shard)
+    if (!s) {
+      s = { set: [], remove: [] }
+      shards.set(shard, s)
+    }
+    if (inode) s.set.push([u64Key(ino), encodeInode(inode, enc)])
+    else s.remove.push(u64Key(ino))
+  }
+  for (const [shard, s] of shards) {
+    const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
+    if (s.remove.length > 0) ops.push({ op: 'omapRemove', keys: s.remove })
+    if (s.set.length > 0) ops.push({ op: 'omapSet', entries: s.set })
+    batch.push({ pool: METADATA_POOL, name: shard, ops })
+  }
+
+  if (t.strayChanges.size > 0) {
+    const set: Array<[Uint8Array, Uint8Array]> = []
+    const remove: Uint8Array[] = []
+    for (const [ino, added] of t.strayChanges) {
+      if (added) set.push([u64Key(ino), new Uint8Array(0)])
+      else remove.push(u64Key(ino))
+    }
+    const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
+    if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
+    if (set.length > 0) ops.push({ op: 'omapSet', entries: set })
+    batch.push({ pool: METADATA_POOL, name: STRAY_OBJECT, ops })
+  }
+
+  batch.push({ pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data: encodeInoTable(t.nextIno) }] })
+  for (let seq = t.previousTrimmedSeq + 1; seq <= t.upToSeq; seq++) {
+    batch.push({ pool: METADATA_POOL, name: journalObject(seq), ops: [{ op: 'remove' }] })
+  }
+  batch.push({ pool: METADATA_POOL, name: JOURNAL_HEADER, ops: [{ op: 'writeFull', data: encodeJournalHeader(t.upToSeq) }] })
+  return batch
+}
+
+export function encodeInoTable (nextIno: Ino): Buffer {
+  return new Encoder(12).uint(1).uint(nextIno).finish()
+}
+
+export function encodeJournalHeader (trimmedSeq: number): Buffer {
+  return new Encoder(12).uint(1).uint(trimmedSeq).finish()
+}
