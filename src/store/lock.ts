@@ -74,9 +74,17 @@ export class StoreLock {
     return lock
   }
 
+  /**
+   * Say who holds the lock. A writer always does (any previous info is stale);
+   * a reader leaves the info of another live reader alone, since readers share.
+   */
   private writeOwner (): void {
     const info: OwnerInfo = { pid: process.pid, host: os.hostname(), mode: this.mode, since: new Date().toISOString() }
     const file = path.join(this.dir, OWNER_FILE)
+    if (this.mode === 'shared') {
+      const current = readOwner(this.dir)
+      if (current !== null && current.mode === 'shared' && current.host === info.host && pidAlive(current.pid)) return
+    }
     const tmp = `${file}.${process.pid}.tmp`
     try {
       fs.writeFileSync(tmp, JSON.stringify(info) + '\n')
@@ -91,11 +99,10 @@ export class StoreLock {
   release (): void {
     if (this.released) return
     this.released = true
-    const file = path.join(this.dir, OWNER_FILE)
-    try {
-      const info = JSON.parse(fs.readFileSync(file, 'utf8')) as OwnerInfo
-      if (info.pid === process.pid && info.host === os.hostname()) fs.unlinkSync(file)
-    } catch {}
+    const info = readOwner(this.dir)
+    if (info !== null && info.pid === process.pid && info.host === os.hostname()) {
+      try { fs.unlinkSync(path.join(this.dir, OWNER_FILE)) } catch {}
+    }
     if (this.mode === 'exclusive') {
       try { this.db.exec('ROLLBACK') } catch {}
     }
@@ -103,13 +110,27 @@ export class StoreLock {
   }
 }
 
-function busyMessage (dir: string): string {
-  let holder = 'another cudele process'
+function readOwner (dir: string): OwnerInfo | null {
   try {
-    const info = JSON.parse(fs.readFileSync(path.join(dir, OWNER_FILE), 'utf8')) as OwnerInfo
-    const where = info.host === os.hostname() ? '' : ` on ${info.host}`
-    const how = info.mode === 'shared' ? ', read-only' : ''
-    holder = `another cudele process (pid ${info.pid}${where}${how}, since ${info.since})`
-  } catch {}
-  return `store ${dir} is in use by ${holder}`
+    return JSON.parse(fs.readFileSync(path.join(dir, OWNER_FILE), 'utf8')) as OwnerInfo
+  } catch {
+    return null
+  }
+}
+
+function pidAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function busyMessage (dir: string): string {
+  const info = readOwner(dir)
+  if (info === null) return `store ${dir} is in use by another cudele process`
+  const where = info.host === os.hostname() ? '' : ` on ${info.host}`
+  const how = info.mode === 'shared' ? ', read-only' : ''
+  return `store ${dir} is in use by another cudele process (pid ${info.pid}${where}${how}, since ${info.since})`
 }
