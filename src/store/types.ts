@@ -16,6 +16,21 @@
 // Reads see everything committed; a read never sees part of a batch.
 //
 // Names are strings. Omap keys and values, xattr values and payloads are bytes.
+//
+// Refinements every backend keeps (so that replaying a journal twice is harmless):
+//   - ops that store something (create, write, writeFull, append, truncate,
+//     omapSet, setXattr) create the object when it is absent;
+//   - ops that only take something away (remove, zero, omapRemove,
+//     omapRemoveRange, omapClear, removeXattr) do nothing to an absent object;
+//     put assertExists before them to make absence an error;
+//   - an ObjectWrite with at least one op other than a guard bumps the object's
+//     version by exactly one and sets its mtime, once, when it ends; a new
+//     object has version 1; an object removed and recreated within one
+//     ObjectWrite continues its version, one removed in an earlier batch starts
+//     again at 1;
+//   - guards see the object as the earlier ops of the same ObjectWrite left it,
+//     and the version it had when that ObjectWrite began;
+//   - names sort by their UTF-8 bytes; omap keys by unsigned bytes (memcmp).
 
 export type PoolName = string
 
@@ -117,7 +132,15 @@ export interface ObjectStore {
   createPool (pool: PoolName): Promise<void>
   listPools (): Promise<PoolName[]>
 
-  /** Apply a batch of compound writes, atomically, after every earlier batch. */
+  /**
+   * Apply a batch of compound writes, atomically, after every earlier batch.
+   * A batch that fails (a guard, ENOSPC, EIO) applies nothing. After a batch
+   * fails with ENOSPC or EIO, batches submitted before its rejection was
+   * delivered fail too: they may depend on it.
+   * The payload buffers of a batch belong to the store once submit is called:
+   * a backend may move them (the SQLite backend detaches large ones that own
+   * their whole ArrayBuffer) instead of copying. Submit a copy to keep using one.
+   */
   submit (batch: ObjectWrite[], opts: SubmitOptions): Promise<CommitInfo>
   /** Resolve once everything submitted so far is on stable storage. */
   sync (): Promise<CommitInfo>

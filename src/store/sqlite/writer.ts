@@ -49,7 +49,6 @@ const bumpCounters = db.prepare('UPDATE counters SET seq = ?, objects = objects 
 let seq = counters.get() as number
 const queue: Work[] = []
 let closing = false
-let scheduled = false
 /** Requests sent with an epoch below this were sent before the caller heard of a failure. */
 let failEpoch = 0
 let synchronous: 'NORMAL' | 'FULL' = 'NORMAL'
@@ -75,13 +74,12 @@ function accept (msg: WriterRequest): void {
   else queue.push(msg)
 }
 
+// Work starts right in the handler (no extra event-loop turn: a round trip is
+// most of a small commit's latency); pump drains whatever else is queued.
 port.on('message', (msg: WriterRequest) => {
   accept(msg)
   if (idleTimer !== null) { clearTimeout(idleTimer); idleTimer = null }
-  if (!scheduled && retryTimer === null) {
-    scheduled = true
-    setImmediate(pump)
-  }
+  if (retryTimer === null) pump()
 })
 
 function drainPort (): void {
@@ -89,7 +87,6 @@ function drainPort (): void {
 }
 
 function pump (): void {
-  scheduled = false
   drainPort()
   while (queue.length > 0) {
     if (!runGroup()) return // waiting to retry for space
