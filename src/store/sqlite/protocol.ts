@@ -30,6 +30,8 @@ export type WriterRequest =
   | { t: 'close' }
   /** Test hook: make the writer thread throw, as a bug in it would. */
   | { t: 'crash' }
+  /** Test hook: the next `count` commits fail with SQLite error `code` (e.g. SQLITE_FULL, SQLITE_IOERR_WRITE). */
+  | { t: 'fault', code: string, count: number }
 
 export interface FailedRequest {
   id: number

@@ -327,6 +327,14 @@ export class SqliteStore implements ObjectStore, LocalReads {
     this.worker?.postMessage({ t: 'crash' } satisfies WriterRequest)
   }
 
+  /**
+   * Test hook: the next `count` commits fail as if SQLite had returned `code`
+   * (SQLITE_FULL takes the full-disk path, SQLITE_IOERR_* the I/O error path).
+   */
+  injectCommitFaultForTest (code: string, count: number): void {
+    this.worker?.postMessage({ t: 'fault', code, count } satisfies WriterRequest)
+  }
+
   /** Wait for every submitted batch, checkpoint, close both connections, stop the writer, release the lock. */
   async close (): Promise<void> {
     this.closePromise ??= this.shutDown()

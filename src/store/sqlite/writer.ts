@@ -35,7 +35,7 @@ import { decodeBatch } from './codec'
 import { FailedRequest, WriterConfig, WriterReply, WriterRequest } from './protocol'
 import { configureWriter } from './schema'
 
-type Work = Exclude<WriterRequest, { t: 'close' } | { t: 'crash' }> & { writes?: ObjectWrite[] }
+type Work = Exclude<WriterRequest, { t: 'close' } | { t: 'crash' } | { t: 'fault' }> & { writes?: ObjectWrite[] }
 
 const cfg = workerData as WriterConfig
 const port = parentPort as MessagePort
@@ -56,7 +56,10 @@ let synchronous: 'NORMAL' | 'FULL' = 'NORMAL'
 let unsynced = false
 let walDirty = false
 let dirSynced = false
-let space: 'ok' | 'retrying' | 'full' = 'ok'
+/** ok; retrying a group that ran out of space; full (gave up, failing fast); io (the last group hit an I/O error). */
+let trouble: 'ok' | 'retrying' | 'full' | 'io' = 'ok'
+/** Test hook: the next `left` commits fail with this SQLite error code. */
+let fault = { code: '', left: 0 }
 let retryStartMs = 0
 let retryDelayMs = 0
 let retryTimer: NodeJS.Timeout | null = null
@@ -71,6 +74,7 @@ function post (msg: WriterReply): void {
 function accept (msg: WriterRequest): void {
   if (msg.t === 'close') closing = true
   else if (msg.t === 'crash') throw new Error('injected writer crash')
+  else if (msg.t === 'fault') fault = { code: msg.code, left: msg.count }
   else queue.push(msg)
 }
 
@@ -114,15 +118,17 @@ function runGroup (): boolean {
   try {
     const reply = writes ? commitGroup(group, durable) : syncOnly(group)
     queue.splice(0, n)
-    if (space !== 'ok') {
-      space = 'ok'
-      post({ t: 'health', state: 'ok', message: `store ${cfg.dir}: space is available again`, bytesFree: bytesFree() })
+    if (trouble !== 'ok') {
+      const what = trouble === 'io' ? 'commits succeed again' : 'space is available again'
+      trouble = 'ok'
+      post({ t: 'health', state: 'ok', message: `store ${cfg.dir}: ${what}`, bytesFree: bytesFree() })
     }
     post(reply)
     if (writes) afterCommit()
     return true
   } catch (err) {
     if (isSpaceError(err)) return spaceFailure(err)
+    trouble = 'io'
     failQueue('EIO', `store ${cfg.dir}: I/O error while committing (${(err as Error).message}); the batch was not applied`)
     post({ t: 'health', state: 'ioerror', message: `store ${cfg.dir}: ${(err as Error).message}`, bytesFree: bytesFree() })
     return true
@@ -149,6 +155,10 @@ function commitGroup (group: Work[], durable: boolean): WriterReply {
       }
     }
     bumpCounters.run(seq + 1, objects)
+    if (fault.left > 0) {
+      fault.left--
+      throw Object.assign(new Error(`injected ${fault.code}`), { code: fault.code })
+    }
     db.exec('COMMIT')
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK')
@@ -219,20 +229,20 @@ function idleCheckpoint (): void {
 function spaceFailure (err: unknown): boolean {
   const free = bytesFree()
   const now = Date.now()
-  if (space === 'ok') {
-    space = 'retrying'
+  if (trouble === 'ok' || trouble === 'io') {
+    trouble = 'retrying'
     retryStartMs = now
     retryDelayMs = 10
     post({ t: 'health', state: 'full', message: `store ${cfg.dir}: no space left on device (${free} bytes free): ${(err as Error).message}`, bytesFree: free })
     // Moving the WAL into the database and truncating it may give space back.
     try { checkpoint('TRUNCATE') } catch {}
   }
-  if (space === 'retrying' && now - retryStartMs < cfg.fullRetryMs) {
+  if (trouble === 'retrying' && now - retryStartMs < cfg.fullRetryMs) {
     retryDelayMs = Math.min(retryDelayMs * 2, 250, Math.max(1, cfg.fullRetryMs - (now - retryStartMs)))
     retryTimer = setTimeout(() => { retryTimer = null; pump() }, retryDelayMs)
     return false
   }
-  space = 'full'
+  trouble = 'full'
   failQueue('ENOSPC', `store ${cfg.dir}: no space left on device (${free} bytes free); the batch was not applied`)
   return true
 }
