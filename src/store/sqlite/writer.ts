@@ -124,8 +124,6 @@ function runGroup (): boolean {
       post({ t: 'health', state: 'ok', message: `store ${cfg.dir}: ${what}`, bytesFree: bytesFree() })
     }
     post(reply)
-    if (writes) afterCommit()
-    return true
   } catch (err) {
     if (isSpaceError(err)) return spaceFailure(err)
     trouble = 'io'
@@ -133,6 +131,8 @@ function runGroup (): boolean {
     post({ t: 'health', state: 'ioerror', message: `store ${cfg.dir}: ${(err as Error).message}`, bytesFree: bytesFree() })
     return true
   }
+  if (writes) afterCommit()
+  return true
 }
 
 function commitGroup (group: Work[], durable: boolean): WriterReply {
@@ -161,7 +161,9 @@ function commitGroup (group: Work[], durable: boolean): WriterReply {
     }
     db.exec('COMMIT')
   } catch (err) {
-    if (db.inTransaction) db.exec('ROLLBACK')
+    if (db.inTransaction) {
+      try { db.exec('ROLLBACK') } catch {}
+    }
     applier.forgetPools()
     throw err
   }
@@ -207,9 +209,16 @@ function syncOnly (group: Work[]): WriterReply {
   return { t: 'group', seq, committed: false, done: group.map(r => r.id), failed: [] }
 }
 
+/**
+ * Checkpoint when the WAL has grown past its bound. A checkpoint that fails
+ * (the database file cannot grow on a full device) only leaves the WAL longer;
+ * the next commit finds out whether space is short.
+ */
 function afterCommit (): void {
-  const [info] = db.pragma('wal_checkpoint(NOOP)') as Array<{ log: number }>
-  if (info.log * (pageBytes + 24) >= cfg.checkpointWalBytes) checkpoint('PASSIVE')
+  try {
+    const [info] = db.pragma('wal_checkpoint(NOOP)') as Array<{ log: number }>
+    if (info.log * (pageBytes + 24) >= cfg.checkpointWalBytes) checkpoint('PASSIVE')
+  } catch {}
 }
 
 function checkpoint (mode: 'PASSIVE' | 'TRUNCATE'): void {
