@@ -44,13 +44,16 @@ export class StoreLock {
 
   /**
    * Take the lock on a store directory, or fail at once with EBUSY naming the
-   * holder. create: make DIR/LOCK when missing (only for a writer).
+   * holder. DIR/LOCK is made when missing.
    */
-  static acquire (dir: string, mode: LockMode, create: boolean): StoreLock {
+  static acquire (dir: string, mode: LockMode): StoreLock {
     const lockPath = path.join(dir, LOCK_FILE)
     let db: Database.Database
     try {
-      db = new Database(lockPath, { readonly: mode === 'shared', fileMustExist: !create, timeout: 0 })
+      // A reader opens the lock file read-only when it can (a store on read-only media);
+      // a store whose LOCK went missing gets a new one either way.
+      const readonly = mode === 'shared' && fs.existsSync(lockPath)
+      db = new Database(lockPath, { readonly, fileMustExist: readonly, timeout: 0 })
     } catch (err) {
       throw new StoreError('EIO', `store ${dir}: cannot open lock file ${lockPath}: ${(err as Error).message}`)
     }

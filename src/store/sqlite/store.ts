@@ -17,6 +17,7 @@ import { StoreLock } from '../lock'
 import { encodeBatch, EncodedBatch } from './codec'
 import { WriterConfig, WriterReply, WriterRequest } from './protocol'
 import { Reader } from './reads'
+import { checkStoreDir, writerReady } from './open'
 import { configureReader, DB_FILE, prepareDatabase } from './schema'
 
 export interface SqliteStoreOptions {
@@ -109,7 +110,7 @@ export class SqliteStore implements ObjectStore, LocalReads {
     const create = opts.create === true && !readOnly
     const dbPath = path.join(dir, DB_FILE)
     checkStoreDir(dir, dbPath, create)
-    const lock = StoreLock.acquire(dir, readOnly ? 'shared' : 'exclusive', !readOnly)
+    const lock = StoreLock.acquire(dir, readOnly ? 'shared' : 'exclusive')
     let worker: Worker | null = null
     let readDb: Database.Database | null = null
     try {
@@ -377,42 +378,4 @@ function batchRequest (id: number, epoch: number, durable: boolean, enc: Encoded
   let bytes = enc.structure.byteLength
   for (const p of enc.payloads) bytes += p.byteLength
   return { t: 'batch', id, epoch, durable, structure: enc.structure, payloads: enc.payloads, bytes }
-}
-
-/** Refuse a directory that exists but is not a cudele store; make a missing one when creating. */
-function checkStoreDir (dir: string, dbPath: string, create: boolean): void {
-  let st: fs.Stats
-  try {
-    st = fs.statSync(dir)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StoreError('EIO', `store ${dir}: ${(err as Error).message}`)
-    if (!create) throw new StoreError('ENOENT', `store ${dir} does not exist`)
-    fs.mkdirSync(dir, { recursive: true })
-    return
-  }
-  if (!st.isDirectory()) throw new StoreError('EINVAL', `${dir} is not a cudele store: it is not a directory`)
-  if (fs.existsSync(dbPath)) return
-  const others = fs.readdirSync(dir).filter(f => f !== 'LOCK' && f !== 'LOCK.owner')
-  if (others.length > 0) throw new StoreError('EINVAL', `${dir} is not a cudele store: it has no ${DB_FILE} and is not empty`)
-  if (!create) throw new StoreError('EINVAL', `${dir} is not a cudele store: it has no ${DB_FILE} (open with create to make one)`)
-}
-
-function writerReady (worker: Worker, dir: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: WriterReply): void => {
-      if (m.t !== 'ready') return
-      cleanup()
-      resolve(m.seq)
-    }
-    const onError = (err: Error): void => { cleanup(); reject(new StoreError('EIO', `store ${dir}: the writer thread failed to start: ${err.message}`)) }
-    const onExit = (code: number): void => { cleanup(); reject(new StoreError('EIO', `store ${dir}: the writer thread exited at start (code ${code})`)) }
-    const cleanup = (): void => {
-      worker.off('message', onMessage)
-      worker.off('error', onError)
-      worker.off('exit', onExit)
-    }
-    worker.on('message', onMessage)
-    worker.on('error', onError)
-    worker.on('exit', onExit)
-  })
 }
