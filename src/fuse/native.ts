@@ -8,7 +8,16 @@
 //
 // Requests are identified by a ReqId (a small number). Every request except
 // forget gets exactly one reply; replying twice, or to an unknown id, is a no-op
-// that returns false.
+// that returns false. A reply whose other arguments are unusable (wrong types)
+// throws a TypeError and fails that request with EIO, so the caller in the kernel
+// is not left waiting. If a handler throws, its request (when still unanswered)
+// fails with EIO and the exception goes to process 'uncaughtException'.
+//
+// A handler that is missing from the handlers object means "not implemented":
+// the op is not registered with libfuse and its default applies: ENOSYS, after
+// which the kernel stops sending most ops (flush, fsync and access then simply
+// succeed); plain success for open, opendir, release and releasedir; without
+// create the kernel falls back to mknod + open.
 //
 // Names and symlink targets cross the boundary as "byte strings": one JS
 // character per byte (latin1), so names that are not UTF-8 survive intact.
@@ -63,17 +72,30 @@ export interface Caller {
   umask: number
 }
 
-/** The handlers JS gives to mount(). Each request calls one of them on the JS thread. */
+/**
+ * The handlers JS gives to mount(). Each request calls one of them on the JS
+ * thread, with `this` set to the handlers object.
+ *
+ * Lookup counting: every successful replyEntry and replyCreate, and every entry
+ * replyReaddirPlus sent with attributes (attrs ino != 0, other than '.' and '..'),
+ * is one lookup of that inode; forget returns them.
+ */
 export interface Handlers {
   lookup (req: ReqId, parent: number, name: string): void
-  /** No reply. Delivered in batches to keep the crossing cheap: pairs of (ino, nlookup). */
+  /**
+   * No reply. Delivered in batches to keep the crossing cheap: pairs of (ino, nlookup).
+   * A batch is handed over when it holds 512 pairs, before any other request, or
+   * when no further request is waiting in the kernel.
+   */
   forget (pairs: Float64Array): void
   getattr (req: ReqId, ino: number, fh: number | null): void
   /** atime/mtime given when toSet has ATIME/MTIME; *_NOW bits mean "the current time". */
   setattr (req: ReqId, ino: number, toSet: number, mode: number, uid: number, gid: number, size: number,
     atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, fh: number | null, caller: Caller): void
   readlink (req: ReqId, ino: number): void
+  /** mode includes the file type bits; the kernel has already applied the caller's umask. */
   mknod (req: ReqId, parent: number, name: string, mode: number, rdev: number, caller: Caller): void
+  /** mode is the permission bits only (no S_IFDIR), umask already applied. */
   mkdir (req: ReqId, parent: number, name: string, mode: number, caller: Caller): void
   unlink (req: ReqId, parent: number, name: string): void
   rmdir (req: ReqId, parent: number, name: string): void
@@ -81,9 +103,16 @@ export interface Handlers {
   /** flags: RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2. */
   rename (req: ReqId, parent: number, name: string, newParent: number, newName: string, flags: number): void
   link (req: ReqId, ino: number, newParent: number, newName: string): void
+  /**
+   * flags are the open(2) flags. The mount asks for atomic O_TRUNC, so O_TRUNC
+   * arrives here (truncate the file) instead of as a setattr before the open.
+   */
   open (req: ReqId, ino: number, flags: number, caller: Caller): void
   read (req: ReqId, ino: number, size: number, offset: number, fh: number): void
-  /** data is a copy owned by JS (the native side does not reuse it). */
+  /**
+   * data is a copy owned by JS (the native side does not reuse it; it may be
+   * kept without copying). flags are the file's open flags.
+   */
   write (req: ReqId, ino: number, data: Buffer, offset: number, fh: number, flags: number): void
   flush (req: ReqId, ino: number, fh: number): void
   release (req: ReqId, ino: number, fh: number, flags: number): void
@@ -109,12 +138,22 @@ export interface Handlers {
   fallocate (req: ReqId, ino: number, mode: number, offset: number, length: number, fh: number): void
   /** The kernel finished INIT: the mount is live. */
   init (info: { protoMajor: number, protoMinor: number, maxWrite: number, maxReadahead: number, capable: number, want: number }): void
-  /** The session ended (unmounted from outside, or unmount() was called). No more requests follow. */
+  /**
+   * The session ended (unmounted from outside, or unmount() was called). No more
+   * requests follow; requests still unanswered are dropped and replies become no-ops.
+   */
   exit (): void
 }
 
+/**
+ * Besides these, the mount always asks for async reads and atomic O_TRUNC, and
+ * leaves the umask and clearing setuid/setgid bits on write to the kernel.
+ */
 export interface MountOptions {
-  /** -o options passed to libfuse (e.g. fsname=cudele, default_permissions, auto_unmount, allow_other). */
+  /**
+   * -o options passed to libfuse (e.g. fsname=cudele, default_permissions, auto_unmount, allow_other),
+   * one option per element (commas inside an element are kept, not split).
+   */
   options: string[]
   /** Largest write the kernel may send, bytes (max 1 MiB; sets max_pages). Default 1 MiB. */
   maxWrite?: number
@@ -144,7 +183,12 @@ export interface DirEntry {
 }
 
 export interface Session {
-  /** Unmount (lazily) and stop the reader thread; exit() follows. */
+  /**
+   * Unmount (lazily) and stop the reader thread; exit() follows. Never blocks on
+   * the reader. If processes still use the filesystem (a cwd or open file inside),
+   * the kernel keeps the connection until they let go, and exit() comes then;
+   * the session keeps the process alive until exit().
+   */
   unmount (): void
   /** Fill ATTR_LENGTH values in the array given to mount before each reply that carries attributes. */
   replyErr (req: ReqId, errno: number): boolean
@@ -160,26 +204,42 @@ export interface Session {
   replyStatfs (req: ReqId, bsize: number, frsize: number, blocks: number, bfree: number, bavail: number,
     files: number, ffree: number, favail: number, fsid: number, namemax: number): boolean
   replyXattrSize (req: ReqId, size: number): boolean
-  /** Packs entries until the kernel's buffer (size bytes of the request) is full; returns how many fit. */
+  /**
+   * Packs entries until the kernel's buffer (size bytes of the request, never more
+   * than the kernel asked for) is full; returns how many fit, or -1 for an unknown
+   * req. Names longer than 1022 bytes are not supported.
+   */
   replyReaddir (req: ReqId, size: number, entries: DirEntry[]): number
   /**
    * Like replyReaddir, with attributes: for entry i, attrs holds ATTR_LENGTH values at i*ATTR_LENGTH.
    * An entry with attrs ino 0 goes out without an entry (the kernel will look it up).
+   * Each entry sent with attributes except '.' and '..' counts as a lookup (see Handlers).
    */
   replyReaddirPlus (req: ReqId, size: number, entries: DirEntry[], attrs: Float64Array, entryTimeout: number, attrTimeout: number): number
-  /** Cache invalidation, queued to a native thread so the caller never blocks. */
+  /**
+   * Cache invalidation, queued to a native thread so the caller never blocks. Sent
+   * in order; dropped once the session ends. For notifyInvalInode, offset < 0
+   * invalidates attributes only and length 0 means "to the end of the file".
+   */
   notifyInvalEntry (parent: number, name: string): void
   notifyInvalInode (ino: number, offset: number, length: number): void
-  /** The fd of /dev/fuse for this session (for the fusectl connection id lookup in tests). */
+  /**
+   * The fd of /dev/fuse for this session as libfuse opened it (for the fusectl
+   * connection id lookup in tests). It is closed by unmount() and when the session ends.
+   */
   readonly fd: number
 }
 
 export interface NativeBinding {
   /**
    * Mount at mountpoint and start reading requests. Throws an Error with a
-   * clear message (and errno) when the mount fails. attr is the shared attribute array.
+   * clear message when the mount fails, with code (e.g. 'ENOENT', 'ENOTDIR',
+   * 'EBUSY' for an existing mount point, 'ENODEV' without /dev/fuse, 'EACCES',
+   * 'EPERM', 'EINVAL' for bad options), errno (negative, like Node's), syscall
+   * 'mount' and path. attr is the shared attribute array (at least ATTR_LENGTH).
+   * Handlers that are missing are not implemented (see the top of this file).
    */
-  mount (mountpoint: string, opts: MountOptions, handlers: Handlers, attr: Float64Array): Session
+  mount (mountpoint: string, opts: MountOptions, handlers: Partial<Handlers>, attr: Float64Array): Session
 }
 
 let binding: NativeBinding | null = null
