@@ -46,6 +46,8 @@ async function main (): Promise<void> {
 }
 
 if (process.env.CUDELE_STORE_CHILD === '1') {
+  // Never outlive a test that failed before it could kill this process.
+  setTimeout(() => process.exit(3), 120_000).unref()
   main().catch(err => {
     console.error(err)
     process.exit(2)
