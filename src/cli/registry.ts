@@ -44,12 +44,18 @@ export function findMount (mountpoint: string): MountRecord | null {
   }
 }
 
+/** Is pid running? A zombie (exited, not yet reaped by its parent) counts as gone. */
 export function processAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
   }
 }
 

@@ -1,0 +1,216 @@
+// Test harness: a real cudele mount served by a child process, driven from
+// other child processes, and always cleaned up — even when a test fails.
+//
+//   const m = await mountCudele()          // temp store + mountpoint
+//   await m.sh('echo hi > f && cat f')     // runs with cwd = the mountpoint
+//   await m.remount()                      // clean unmount + mount of the same store
+//   await m.kill()                         // SIGKILL the server (crash)
+//   await m.cleanup()                      // in after()/finally
+
+import { type ChildProcess, spawn, spawnSync } from 'child_process'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+
+export const REPO = path.resolve(__dirname, '..', '..', '..')
+export const CLI = path.join(REPO, 'bin', 'cudele.js')
+
+export interface ShResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Run a shell command in a child process. */
+export function sh (cmd: string, opts: { cwd?: string, env?: NodeJS.ProcessEnv, timeoutMs?: number, input?: string } = {}): Promise<ShResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', cmd], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', d => { stdout += d })
+    child.stderr.on('data', d => { stderr += d })
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`command timed out after ${opts.timeoutMs ?? 120000} ms: ${cmd}\n${stderr}`))
+    }, opts.timeoutMs ?? 120000)
+    child.on('error', reject)
+    child.on('close', code => {
+      clearTimeout(timer)
+      resolve({ code: code ?? -1, stdout, stderr })
+    })
+    child.stdin.end(opts.input ?? '')
+  })
+}
+
+/** Like sh, but throws with the output when the command fails. */
+export async function shOk (cmd: string, opts: Parameters<typeof sh>[1] = {}): Promise<string> {
+  const r = await sh(cmd, opts)
+  if (r.code !== 0) throw new Error(`command failed (${r.code}): ${cmd}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
+  return r.stdout
+}
+
+/** Run a Node script in a child process (for exact errno checks through the mount). */
+export async function node (script: string, opts: { cwd?: string, timeoutMs?: number } = {}): Promise<ShResult> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', d => { stdout += d })
+    child.stderr.on('data', d => { stderr += d })
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`node script timed out: ${script.slice(0, 200)}\n${stderr}`))
+    }, opts.timeoutMs ?? 120000)
+    child.on('error', reject)
+    child.on('close', code => {
+      clearTimeout(timer)
+      resolve({ code: code ?? -1, stdout, stderr })
+    })
+  })
+}
+
+function mounted (mnt: string): boolean {
+  const text = fs.readFileSync('/proc/mounts', 'utf8')
+  return text.split('\n').some(l => l.split(' ')[1] === mnt)
+}
+
+/** Unmount whatever is at mnt, lazily, and abort its FUSE connection if it is stuck. */
+export function forceUnmount (mnt: string): void {
+  if (!mounted(mnt)) return
+  let dev: number | null = null
+  try { dev = fs.statSync(mnt).dev } catch {}
+  spawnSync('umount', ['-l', mnt])
+  if (dev !== null) abortConnection(dev)
+}
+
+function abortConnection (dev: number): void {
+  const dir = '/sys/fs/fuse/connections'
+  try {
+    if (fs.readdirSync(dir).length === 0) spawnSync('mount', ['-t', 'fusectl', 'none', dir])
+    // The connection directory is named after the device's minor number.
+    const minor = dev & 0xff | ((dev >> 12) & 0xfff00)
+    const abort = path.join(dir, String(minor), 'abort')
+    if (fs.existsSync(abort)) fs.writeFileSync(abort, '1')
+  } catch {}
+}
+
+export interface MountOptions {
+  /** Reuse this store directory instead of a fresh one. */
+  store?: string
+  /** Extra arguments for `cudele mount`. */
+  args?: string[]
+}
+
+export class CudeleMount {
+  server: ChildProcess | null = null
+  log = ''
+  private exitPromise: Promise<number | null> | null = null
+
+  constructor (readonly root: string, readonly mnt: string, readonly store: string, private readonly args: string[]) {}
+
+  /** Start the server and wait for its ready line. */
+  async start (): Promise<void> {
+    fs.mkdirSync(this.mnt, { recursive: true })
+    const child = spawn(process.execPath, [CLI, 'mount', this.mnt, '--store', this.store, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.server = child
+    this.log = ''
+    this.exitPromise = new Promise(resolve => child.on('exit', code => resolve(code)))
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`mount did not become ready in 20 s:\n${this.log}`)), 20000)
+      const onData = (d: Buffer): void => {
+        this.log += d.toString()
+        if (this.log.includes('cudele: mounted')) {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+      child.stdout?.on('data', onData)
+      child.stderr?.on('data', onData)
+      child.on('exit', code => {
+        clearTimeout(timer)
+        reject(new Error(`mount exited with code ${code} before it was ready:\n${this.log}`))
+      })
+    })
+  }
+
+  /** Run a shell command in the mountpoint. */
+  sh (cmd: string, opts: Parameters<typeof sh>[1] = {}): Promise<ShResult> {
+    return sh(cmd, { cwd: this.mnt, ...opts })
+  }
+
+  shOk (cmd: string, opts: Parameters<typeof sh>[1] = {}): Promise<string> {
+    return shOk(cmd, { cwd: this.mnt, ...opts })
+  }
+
+  node (script: string, opts: { timeoutMs?: number } = {}): Promise<ShResult> {
+    return node(script, { cwd: this.mnt, ...opts })
+  }
+
+  /** Unmount cleanly (like `cudele umount`) and wait for the server to exit; returns its exit code. */
+  async stop (): Promise<number | null> {
+    if (!this.server) return null
+    const r = await sh(`"${process.execPath}" "${CLI}" umount "${this.mnt}"`)
+    if (r.code !== 0) throw new Error(`cudele umount failed: ${r.stderr}`)
+    const code = await this.exitPromise
+    this.server = null
+    return code
+  }
+
+  /** SIGKILL the server (a crash); the kernel mount goes away with it (auto_unmount). */
+  async kill (): Promise<void> {
+    if (!this.server) return
+    this.server.kill('SIGKILL')
+    await this.exitPromise
+    this.server = null
+    for (let i = 0; i < 100 && mounted(this.mnt); i++) await new Promise(resolve => setTimeout(resolve, 50))
+    forceUnmount(this.mnt)
+  }
+
+  async remount (): Promise<void> {
+    await this.stop()
+    await this.start()
+  }
+
+  /** `cudele fsck` on the store (the server must be stopped). */
+  fsck (repair = false): Promise<ShResult> {
+    return sh(`"${process.execPath}" "${CLI}" fsck --store "${this.store}"${repair ? ' --repair' : ''}`)
+  }
+
+  /** Tear everything down; safe to call twice and after failures. */
+  async cleanup (): Promise<void> {
+    if (this.server) {
+      this.server.kill('SIGKILL')
+      await Promise.race([this.exitPromise, new Promise(resolve => setTimeout(resolve, 5000))])
+      this.server = null
+    }
+    forceUnmount(this.mnt)
+    fs.rmSync(this.root, { recursive: true, force: true })
+  }
+}
+
+/** A fresh store and mountpoint in a temp dir, mounted. */
+export async function mountCudele (opts: MountOptions = {}): Promise<CudeleMount> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cudele-test-'))
+  const m = new CudeleMount(root, path.join(root, 'mnt'), opts.store ?? path.join(root, 'store'), opts.args ?? [])
+  try {
+    await m.start()
+  } catch (err) {
+    await m.cleanup()
+    throw err
+  }
+  return m
+}
+
+/** A tmpfs of the given size for reference runs; returns its path and an unmount function. */
+export function mountTmpfs (sizeMiB = 512): { dir: string, cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cudele-tmpfs-'))
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir])
+  if (r.status !== 0) throw new Error(`cannot mount tmpfs: ${r.stderr}`)
+  return {
+    dir,
+    cleanup: () => {
+      spawnSync('umount', ['-l', dir])
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
