@@ -9,7 +9,11 @@
 // then up to date for that entry, because nothing newer exists outside the
 // pinned set.
 //
-// LRU order is the Map's insertion order: a hit moves the key to the end.
+// Eviction is second-chance (CLOCK) over the Map's insertion order: a hit
+// only sets the entry's reference bit. Moving keys to the end on every hit
+// would be plain LRU, but V8's ordered hash maps keep deleted entries in the
+// bucket chain until the next rehash, so re-inserting a hot key (a parent
+// directory) on every operation makes its lookups slower and slower.
 
 import { u64Key } from '../common/codec'
 import type { LocalReads } from '../store/types'
@@ -25,6 +29,13 @@ export interface Dentry {
   ino: Ino
   /** S_IF* type bits. */
   type: number
+  /** Used since the eviction scan last passed (second chance). */
+  ref?: boolean
+}
+
+interface InodeEntry {
+  inode: Inode | null
+  ref: boolean
 }
 
 export interface CacheLimits {
@@ -47,7 +58,7 @@ function dentryKey (parent: Ino, name: string): string {
 }
 
 export class MetadataCache {
-  private readonly inodes = new Map<Ino, Inode | null>()
+  private readonly inodes = new Map<Ino, InodeEntry>()
   private readonly dentries = new Map<string, Dentry>()
   /** Directories whose every dentry is cached: a miss there means "absent" without a store read. */
   private readonly completeDirs = new Set<Ino>()
@@ -81,30 +92,33 @@ export class MetadataCache {
   getInode (ino: Ino): Inode | null {
     const hit = this.inodes.get(ino)
     if (hit !== undefined) {
-      this.inodes.delete(ino)
-      this.inodes.set(ino, hit)
-      return hit
+      hit.ref = true
+      return hit.inode
     }
     this.storeReads++
     const rows = this.reads.omapGetSync(METADATA_POOL, inodeShardObject(ino), [u64Key(ino)])
     const inode = rows.length > 0 ? decodeInode(ino, rows[0].value) : null
-    this.inodes.set(ino, inode)
+    this.inodes.set(ino, { inode, ref: false })
     this.evictInodes()
     return inode
   }
 
   /** Record a new or changed inode (the object itself may have been modified in place). */
   dirtyInode (inode: Inode): void {
-    if (this.inodes.get(inode.ino) !== inode) {
-      this.inodes.delete(inode.ino)
-      this.inodes.set(inode.ino, inode)
+    const e = this.inodes.get(inode.ino)
+    if (e) {
+      e.inode = inode
+      e.ref = true
+    } else {
+      this.inodes.set(inode.ino, { inode, ref: false })
     }
     this.dirtyInodes.add(inode.ino)
   }
 
   removeInode (ino: Ino): void {
-    this.inodes.delete(ino)
-    this.inodes.set(ino, null)
+    const e = this.inodes.get(ino)
+    if (e) e.inode = null
+    else this.inodes.set(ino, { inode: null, ref: false })
     this.dirtyInodes.add(ino)
     this.completeDirs.delete(ino)
   }
@@ -115,8 +129,7 @@ export class MetadataCache {
     const key = dentryKey(parent, name)
     const hit = this.dentries.get(key)
     if (hit !== undefined) {
-      this.dentries.delete(key)
-      this.dentries.set(key, hit)
+      hit.ref = true
       return hit.ino === 0 ? null : hit
     }
     // In a complete directory a miss means "absent"; no need to remember it.
@@ -143,7 +156,7 @@ export class MetadataCache {
 
   private putDentry (d: Dentry): void {
     const key = dentryKey(d.parent, d.name)
-    this.dentries.delete(key)
+    // Replacing the value of an existing key keeps its place: no delete/insert churn.
     this.dentries.set(key, d)
     let names = this.dirtyDentries.get(d.parent)
     if (!names) {
@@ -188,7 +201,7 @@ export class MetadataCache {
     for (const set of [this.dirtyInodes, this.flushingInodes]) {
       for (const ino of set) {
         const v = this.inodes.get(ino)
-        if (v !== undefined) out.push([ino, v])
+        if (v !== undefined) out.push([ino, v.inode])
       }
     }
     return out
@@ -206,7 +219,7 @@ export class MetadataCache {
     for (const ino of this.dirtyInodes) {
       const v = this.inodes.get(ino)
       if (v === undefined) throw new Error(`dirty inode ${ino} is not cached`)
-      inodes.push([ino, v])
+      inodes.push([ino, v.inode])
     }
     const dentries = new Map<Ino, Dentry[]>()
     for (const [parent, names] of this.dirtyDentries) {
@@ -270,13 +283,19 @@ export class MetadataCache {
       this.flushingDentries.get(d.parent)?.has(d.name) === true
   }
 
+  // Scans start at the oldest entry. Pinned or recently used entries go back
+  // to the young end (used ones lose their reference bit); the rest go. The
+  // scan is bounded, so a cache full of pinned entries costs one pass.
+
   private evictInodes (): void {
     let budget = this.inodes.size
-    for (const [ino, v] of this.inodes) {
+    for (const [ino, e] of this.inodes) {
       if (this.inodes.size <= this.limits.inodes || budget-- <= 0) return
       this.inodes.delete(ino)
-      // Pinned entries go back to the young end so the next scan does not revisit them.
-      if (this.inodePinned(ino)) this.inodes.set(ino, v)
+      if (e.ref || this.inodePinned(ino)) {
+        e.ref = false
+        this.inodes.set(ino, e)
+      }
     }
   }
 
@@ -285,7 +304,8 @@ export class MetadataCache {
     for (const [key, d] of this.dentries) {
       if (this.dentries.size <= this.limits.dentries || budget-- <= 0) return
       this.dentries.delete(key)
-      if (this.dentryPinned(d)) {
+      if (d.ref || this.dentryPinned(d)) {
+        d.ref = false
         this.dentries.set(key, d)
       } else if (d.ino !== 0) {
         // Forgetting a positive entry means a miss in this directory must read the store again.
