@@ -1,5 +1,6 @@
 // Compact binary encoding used by every on-disk format (inodes, dentries,
-// journal events): unsigned LEB128 varints, length-prefixed byte strings.
+// journal events): unsigned LEB128 varints (zigzag for signed values),
+// length-prefixed byte strings.
 //
 // Numbers are JS numbers (exact up to 2^53): inode numbers, sizes and
 // timestamps all fit.
@@ -40,6 +41,11 @@ export class Encoder {
     }
     this.buf[this.pos++] = v
     return this
+  }
+
+  /** Signed varint (zigzag): |v| must be below 2^52. Timestamps before 1970 are negative. */
+  sint (v: number): this {
+    return this.uint(v < 0 ? -2 * v - 1 : 2 * v)
   }
 
   bytes (b: Uint8Array): this {
@@ -113,6 +119,11 @@ export class Decoder {
     const out = Buffer.from(this.buf.subarray(this.pos, this.pos + n))
     this.pos += n
     return out
+  }
+
+  sint (): number {
+    const u = this.uint()
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2
   }
 
   str (): string {

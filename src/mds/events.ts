@@ -113,11 +113,11 @@ export type Event = MknodEvent | LinkEvent | UnlinkEvent | RenameEvent | SetAttr
 const ZERO: Timespec = { s: 0, ns: 0 }
 
 function ts (enc: Encoder, t: Timespec): void {
-  enc.uint(t.s).uint(t.ns)
+  enc.sint(t.s).uint(t.ns)
 }
 
 function readTs (d: Decoder): Timespec {
-  return { s: d.uint(), ns: d.uint() }
+  return { s: d.sint(), ns: d.uint() }
 }
 
 export function encodeEvent (enc: Encoder, ev: Event): void {

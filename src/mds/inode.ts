@@ -41,9 +41,9 @@ export function encodeInode (inode: Inode, enc = new Encoder(64)): Buffer {
   if (inode.rdev !== 0) flags |= HAS_RDEV
   enc.u8(RECORD_VERSION).u8(flags)
     .uint(inode.mode).uint(inode.uid).uint(inode.gid).uint(inode.nlink).uint(inode.size)
-    .uint(inode.atime.s).uint(inode.atime.ns)
-    .uint(inode.mtime.s).uint(inode.mtime.ns)
-    .uint(inode.ctime.s).uint(inode.ctime.ns)
+    .sint(inode.atime.s).uint(inode.atime.ns)
+    .sint(inode.mtime.s).uint(inode.mtime.ns)
+    .sint(inode.ctime.s).uint(inode.ctime.ns)
   if (flags & HAS_RDEV) enc.uint(inode.rdev)
   if (isDir(inode.mode)) enc.uint(inode.parent).uint(inode.nentries)
   if (isLnk(inode.mode)) enc.str(inode.target)
@@ -68,9 +68,9 @@ export function decodeInode (ino: Ino, rec: Uint8Array): Inode {
     gid: d.uint(),
     nlink: d.uint(),
     size: d.uint(),
-    atime: { s: d.uint(), ns: d.uint() },
-    mtime: { s: d.uint(), ns: d.uint() },
-    ctime: { s: d.uint(), ns: d.uint() },
+    atime: { s: d.sint(), ns: d.uint() },
+    mtime: { s: d.sint(), ns: d.uint() },
+    ctime: { s: d.sint(), ns: d.uint() },
     rdev: 0,
     parent: 0,
     nentries: 0,

@@ -41,7 +41,9 @@ export const INOTABLE_OBJECT = 'mds0.inotable'
 export const STRAY_OBJECT = 'mds0.stray'
 /** Marks a formatted store: its payload says the format version. */
 export const FORMAT_OBJECT = 'cudele.format'
-export const FORMAT_VERSION = 1
+// 2: timestamps' seconds are signed (zigzag) in inode records and events, so
+// times before 1970 survive; format-1 stores read them as unsigned.
+export const FORMAT_VERSION = 2
 
 export function journalObject (seq: number): string {
   return JOURNAL_PREFIX + seq.toString(16).padStart(16, '0')
