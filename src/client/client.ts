@@ -215,7 +215,9 @@ export class Client {
   async open (ino: Ino, flags: number): Promise<{ attr: Attr, fh: number }> {
     let attr = this.withLocal(await this.backend.open(ino))
     try {
-      if ((flags & O_TRUNC) && (flags & O_ACCMODE) !== O_RDONLY && isReg(attr.mode)) {
+      // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC
+      // too); the kernel has already checked write permission for it.
+      if ((flags & O_TRUNC) && isReg(attr.mode)) {
         attr = await this.truncate(ino, attr.size, { size: 0 })
       }
     } catch (err) {
