@@ -111,10 +111,8 @@ static double slot_alloc (cf_session *s, cf_record *r)
   cf_slot *sl = &s->slots[i];
   s->free_head = sl->next_free;
   sl->req = r->req;
-  sl->op = r->op;
   sl->size = r->size;
   sl->gen = sl->gen + 1 < GEN_LIMIT ? sl->gen + 1 : 1;
-  s->live++;
   return (double)(((uint64_t)sl->gen << CF_SLOT_BITS) | i);
 }
 
@@ -133,7 +131,6 @@ static bool take_id (cf_session *s, double d, fuse_req_t *req, cf_slot *out)
   sl->req = NULL;
   sl->next_free = s->free_head;
   s->free_head = i;
-  s->live--;
   return true;
 }
 
@@ -446,7 +443,6 @@ static void deliver_exit (cf_session *s, napi_env env)
       s->slots[i].req = NULL;
     }
   }
-  s->live = 0;
   napi_remove_env_cleanup_hook(env, cf_session_env_cleanup, s);
   cf_notify_stop(s);
   bool call_exit = s->fn[OP_EXIT] != NULL;

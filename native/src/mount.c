@@ -477,7 +477,6 @@ napi_value cf_mount (napi_env env, napi_callback_info info)
     napi_throw_error(env, "ENOMEM", "mount: out of memory");
     return NULL;
   }
-  s->env = env;
   s->mountpoint = abs;
   s->lib_fd = s->dev_fd = -1;
   s->free_head = UINT32_MAX;

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Requests JS sees, in the order of the handler names in dispatch.c. */
+/* Requests JS sees; cf_op_names (dispatch.c) holds their handler names. */
 enum cf_op {
   OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD,
   OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN,
@@ -86,7 +86,6 @@ typedef struct cf_slot {
   fuse_req_t req;             /* NULL when free */
   uint32_t gen;               /* bumped on every use, part of the ReqId */
   uint32_t next_free;
-  uint8_t op;
   uint64_t size;              /* the kernel's buffer size, for readdir */
 } cf_slot;
 
@@ -102,7 +101,6 @@ typedef struct cf_notice {
 
 typedef struct cf_session {
   /* Set at mount, then read-only. */
-  napi_env env;
   struct fuse_session *se;
   int lib_fd;                 /* libfuse's /dev/fuse descriptor (closed by unmount) */
   int dev_fd;                 /* our duplicate, used for all I/O; closed at destroy */
@@ -119,7 +117,7 @@ typedef struct cf_session {
 
   /* JS thread only. */
   cf_slot *slots;
-  uint32_t nslots, free_head, live;
+  uint32_t nslots, free_head;
   bool unmount_called;
   bool ended;                 /* exit delivered: no more requests or replies */
   char *dirbuf;               /* readdir packing buffer */
