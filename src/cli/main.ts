@@ -1,6 +1,7 @@
 // The cudele command line.
 
 import yargs from 'yargs'
+import { BENCH_DESCRIPTION, benchBuilder, benchCommand, type BenchArgs } from './bench'
 import { fsck, FSCK_FAILED } from './fsck'
 import { mountCommand } from './mount'
 import { umountCommand } from './umount'
@@ -55,7 +56,12 @@ export async function main (argv: string[]): Promise<void> {
         `${rep.problems.length} problem(s)${r.repaired > 0 ? `, ${r.repaired} repaired` : ''}`)
       return r.code
     }, err => { fail(err); return FSCK_FAILED })))
+    .command('bench <case>', BENCH_DESCRIPTION, benchBuilder,
+      a => run(benchCommand(a as unknown as BenchArgs, argv)))
     .help()
     .parseAsync()
   process.exitCode = exitCode
 }
+
+// `node dist/src/cli/main.js ...` (npm run bench) runs the command line too.
+if (require.main === module) void main(process.argv.slice(2))
