@@ -186,8 +186,10 @@ export interface Session {
   /**
    * Unmount (lazily) and stop the reader thread; exit() follows. Never blocks on
    * the reader. If processes still use the filesystem (a cwd or open file inside),
-   * the kernel keeps the connection until they let go, and exit() comes then;
-   * the session keeps the process alive until exit().
+   * the kernel keeps the connection open: requests already delivered can still be
+   * answered, and exit() comes once they let go or send another request (which,
+   * like any request unanswered at exit, fails with ECONNABORTED). The session
+   * keeps the process alive until exit().
    */
   unmount (): void
   /** Fill ATTR_LENGTH values in the array given to mount before each reply that carries attributes. */
