@@ -75,7 +75,11 @@ export class Client {
   }
 
   async setattr (ino: Ino, change: SetAttr): Promise<Attr> {
-    if (change.size === undefined) return this.withLocal(await this.backend.setattr(ino, change))
+    if (change.size === undefined) {
+      // Every setattr the kernel sends changes ctime, even one that changes
+      // nothing else (chown(f, -1, -1)).
+      return this.withLocal(await this.backend.setattr(ino, { ...change, ctime: change.ctime ?? now() }))
+    }
     const current = await this.getattr(ino)
     if (isDir(current.mode)) throw fsError('EISDIR', 'cannot truncate a directory')
     if (!isReg(current.mode)) throw fsError('EINVAL', 'only regular files can be truncated')
