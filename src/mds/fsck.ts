@@ -57,7 +57,7 @@ export interface FsckOptions {
 export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions = {}): FsckReport {
   const cache = mds.ns.cache
   const problems: FsckProblem[] = []
-  const report: FsckReport = { problems, directories: 0, files: 0, inodes: 0, dataObjects: 0, pendingRemoval: 0, journalEvents: mds.journal.stats.events }
+  const report: FsckReport = { problems, directories: 0, files: 0, inodes: 0, dataObjects: 0, pendingRemoval: 0, journalEvents: mds.journal.stats.replayed }
   for (const p of mds.replayProblems) problems.push({ kind: 'journal', message: p, fix: [] })
 
   const root = cache.getInode(ROOT_INO)

@@ -20,7 +20,10 @@ import { JOURNAL_PREFIX, journalObject, METADATA_POOL, parseJournalObject } from
 const EAGER_FLUSH_BYTES = 1024 * 1024
 
 export interface JournalStats {
+  /** Events appended since start-up. */
   events: number
+  /** Events replayed from journal objects at start-up. */
+  replayed: number
   bytes: number
   objects: number
 }
@@ -35,7 +38,7 @@ export class Journal {
   private lastSubmitDurable = true
   /** Set when a flush failed: the next sync reports it. */
   private failure: Error | null = null
-  readonly stats: JournalStats = { events: 0, bytes: 0, objects: 0 }
+  readonly stats: JournalStats = { events: 0, replayed: 0, bytes: 0, objects: 0 }
 
   /**
    * @param nextSeq sequence number of the next journal object

@@ -91,6 +91,7 @@ export async function openMds (store: LocalStore, opts: OpenMdsOptions = {}): Pr
   const mds = new Mds(store, journal, nextIno, readStrays(store), opts.mds ?? DEFAULT_MDS_OPTIONS, opts.readOnly === true)
   for (const { seq, events } of readJournal(store, trimmedSeq)) {
     mds.replay(seq, events)
+    journal.stats.replayed += events.length
     journal.nextSeq = seq + 1
   }
   mds.start()
