@@ -69,6 +69,84 @@ export async function node (script: string, opts: { cwd?: string, timeoutMs?: nu
   })
 }
 
+/** A long-running child process (a workload, a lister) that a test waits on or stops. */
+export interface Running {
+  child: ChildProcess
+  stdout: () => string
+  stderr: () => string
+  /** Resolves with the first whole stdout line matching re (rejects if the child exits first or on timeout). */
+  waitFor: (re: RegExp, timeoutMs?: number) => Promise<string>
+  /** Resolves with the exit code; SIGKILLs the child first if it has not exited within timeoutMs. */
+  exit: (timeoutMs?: number) => Promise<number | null>
+}
+
+const running = new Set<ChildProcess>()
+
+/** Start a child without waiting for it. Children still running at cleanup() are killed. */
+export function startChild (cmd: string, args: string[], opts: { cwd?: string, env?: NodeJS.ProcessEnv } = {}): Running {
+  const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(child)
+  let out = ''
+  let err = ''
+  let closed = false
+  const waiters: Array<() => void> = []
+  const poke = (): void => { for (const w of waiters.splice(0)) w() }
+  child.stdout.on('data', d => { out += d; poke() })
+  child.stderr.on('data', d => { err += d })
+  const exited = new Promise<number | null>(resolve => child.on('close', code => {
+    closed = true
+    running.delete(child)
+    poke()
+    resolve(code)
+  }))
+  child.on('error', () => {})
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor: async (re, timeoutMs = 60000) => {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const line = out.split('\n').slice(0, -1).find(l => re.test(l))
+        if (line !== undefined) return line
+        if (closed) throw new Error(`${cmd} exited before printing ${re}:\n${out}\n${err}`)
+        const left = deadline - Date.now()
+        if (left <= 0) throw new Error(`${cmd} did not print ${re} within ${timeoutMs} ms:\n${out}\n${err}`)
+        await new Promise<void>(resolve => {
+          const t = setTimeout(resolve, left)
+          waiters.push(() => { clearTimeout(t); resolve() })
+        })
+      }
+    },
+    exit: async (timeoutMs = 30000) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      try {
+        return await exited
+      } finally {
+        clearTimeout(t)
+      }
+    }
+  }
+}
+
+/** SIGKILL every child startChild started that is still running. */
+export async function killChildren (): Promise<void> {
+  const all = [...running]
+  for (const c of all) c.kill('SIGKILL')
+  await Promise.all(all.map(c => new Promise(resolve => {
+    if (c.exitCode !== null || c.signalCode !== null) resolve(null)
+    else c.once('close', resolve)
+  })))
+}
+
+/** Compiled test programs (test/fs/progs/*.ts → dist/test/fs/progs/*.js). */
+export const PROGS = path.join(REPO, 'dist', 'test', 'fs', 'progs')
+
+/** Is something mounted at mnt (per /proc/mounts)? */
+export function isMounted (mnt: string): boolean {
+  return mounted(mnt)
+}
+
 function mounted (mnt: string): boolean {
   const text = fs.readFileSync('/proc/mounts', 'utf8')
   return text.split('\n').some(l => l.split(' ')[1] === mnt)
@@ -178,6 +256,7 @@ export class CudeleMount {
 
   /** Tear everything down; safe to call twice and after failures. */
   async cleanup (): Promise<void> {
+    await killChildren()
     if (this.server) {
       this.server.kill('SIGKILL')
       await Promise.race([this.exitPromise, new Promise(resolve => setTimeout(resolve, 5000))])
