@@ -71,6 +71,7 @@ export class MetadataCache {
 
   /** Store reads caused by misses, for benchmarks and tests. */
   storeReads = 0
+  private evictScheduled = false
 
   constructor (private readonly reads: LocalReads, private readonly limits: CacheLimits = DEFAULT_CACHE_LIMITS) {}
 
@@ -99,7 +100,7 @@ export class MetadataCache {
     const rows = this.reads.omapGetSync(METADATA_POOL, inodeShardObject(ino), [u64Key(ino)])
     const inode = rows.length > 0 ? decodeInode(ino, rows[0].value) : null
     this.inodes.set(ino, { inode, ref: false })
-    this.evictInodes()
+    this.scheduleEviction()
     return inode
   }
 
@@ -142,7 +143,7 @@ export class MetadataCache {
       d = { parent, name, ino: v.ino, type: v.type }
     }
     this.dentries.set(key, d)
-    this.evictDentries()
+    this.scheduleEviction()
     return d.ino === 0 ? null : d
   }
 
@@ -243,8 +244,7 @@ export class MetadataCache {
   flushDone (): void {
     this.flushingInodes = new Set()
     this.flushingDentries = new Map()
-    this.evictInodes()
-    this.evictDentries()
+    this.scheduleEviction()
   }
 
   /** The trim batch failed: its entries are dirty again. */
@@ -281,6 +281,23 @@ export class MetadataCache {
   private dentryPinned (d: Dentry): boolean {
     return this.dirtyDentries.get(d.parent)?.has(d.name) === true ||
       this.flushingDentries.get(d.parent)?.has(d.name) === true
+  }
+
+  /**
+   * Evict once the current operation is over. An operation holds references
+   * to the inodes it works on; evicting one of them half-way would let a later
+   * read load a second copy of the same inode, and one of the two updates
+   * would be lost. Operations are synchronous, so a microtask runs after them.
+   */
+  private scheduleEviction (): void {
+    if (this.evictScheduled) return
+    if (this.inodes.size <= this.limits.inodes && this.dentries.size <= this.limits.dentries) return
+    this.evictScheduled = true
+    queueMicrotask(() => {
+      this.evictScheduled = false
+      this.evictInodes()
+      this.evictDentries()
+    })
   }
 
   // Scans start at the oldest entry. Pinned or recently used entries go back

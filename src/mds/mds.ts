@@ -202,6 +202,7 @@ export class Mds implements MdsApi {
 
   getxattr (ino: Ino, name: string): Buffer {
     const inode = this.inode(ino)
+    checkXattrName(name)
     const v = inode.xattrs?.get(name)
     if (v === undefined) throw fsError('ENODATA', `no attribute ${name}`)
     return v
@@ -305,6 +306,8 @@ export class Mds implements MdsApi {
     if (!src) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
     const dst = this.ns.cache.getDentry(newParent, newName)
     if (parent === newParent && name === newName) return
+    // Like the VFS: moving a directory into its own subtree fails before anything about the target.
+    if (src.type === S_IFDIR) this.checkNotAncestor(src.ino, dstDir.ino)
     if (flags & RENAME_NOREPLACE && dst) throw fsError('EEXIST', `${JSON.stringify(newName)} exists`)
     if (flags & RENAME_EXCHANGE) {
       if (!dst) throw fsError('ENOENT', `no entry ${JSON.stringify(newName)} to exchange with`)
@@ -317,7 +320,6 @@ export class Mds implements MdsApi {
         if (t.nentries > 0) throw fsError('ENOTEMPTY', `directory ${JSON.stringify(newName)} is not empty`)
       }
     }
-    if (src.type === S_IFDIR) this.checkNotAncestor(src.ino, dstDir.ino)
     this.mutate({ type: EventType.Rename, parent, name, newParent, newName, flags: flags & RENAME_EXCHANGE, time: now() })
   }
 
@@ -534,6 +536,8 @@ function checkXattrName (name: string): void {
   if (!XATTR_NAMESPACES.some(p => name.startsWith(p))) {
     throw fsError('EOPNOTSUPP', `attribute ${name}: only the user., trusted. and security. namespaces are supported`)
   }
+  // The VFS's own handlers refuse a bare prefix the same way.
+  if (XATTR_NAMESPACES.includes(name)) throw fsError('EINVAL', `attribute name ${name} has nothing after its namespace`)
 }
 
 function describe (ev: Event): string {

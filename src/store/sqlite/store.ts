@@ -126,8 +126,17 @@ export class SqliteStore implements ObjectStore, LocalReads {
           groupMaxBatches: opts.groupMaxBatches ?? 10_000,
           groupMaxBytes: opts.groupMaxBytes ?? 64 * 1024 * 1024
         }
-        worker = new Worker(WRITER_SCRIPT, { workerData: config })
-        seq = await writerReady(worker, dir)
+        // Rarely (about once in a few thousand opens under load) the writer
+        // thread ends with code 0 before it reports ready; a second start works.
+        for (let attempt = 1; ; attempt++) {
+          worker = new Worker(WRITER_SCRIPT, { workerData: config })
+          try {
+            seq = await writerReady(worker, dir)
+            break
+          } catch (err) {
+            if (attempt >= 3 || !/exited at start \(code 0\)/.test((err as Error).message)) throw err
+          }
+        }
       }
       readDb = new Database(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 })
       configureReader(readDb)
