@@ -371,6 +371,7 @@ static void deliver_request (cf_session *s, napi_env env, cf_record *r)
     case OP_LISTXATTR:
       a[n++] = num(env, (double)r->ino);
       a[n++] = num(env, (double)r->size);
+      a[n++] = caller(env, r);
       break;
     case OP_REMOVEXATTR:
       a[n++] = num(env, (double)r->ino);

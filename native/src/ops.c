@@ -471,7 +471,10 @@ static void op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_
 static void op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size)
 {
   cf_record *r = rec_new(OP_LISTXATTR, req, ino, NULL, NULL, NULL, 0);
-  if (r) r->size = size;
+  if (r) {
+    r->size = size;
+    rec_caller(r, req);
+  }
   send(SESSION(req), req, r);
 }
 

@@ -200,8 +200,12 @@ export class FuseAdapter {
           else this.s().replyBuf(req, v)
         }, err(req))
       },
-      listxattr: (req, ino, size) => {
-        c.listxattr(ino).then(names => {
+      listxattr: (req, ino, size, caller) => {
+        c.listxattr(ino).then(all => {
+          // The VFS hides trusted.* values from unprivileged callers (ENODATA)
+          // but passes listxattr through to us; hide the names too, as other
+          // filesystems do. (CAP_SYS_ADMIN is what counts; uid 0 is what we can see.)
+          const names = caller.uid === 0 ? all : all.filter(n => !n.startsWith('trusted.'))
           const buf = Buffer.from(names.map(n => n + '\0').join(''), 'latin1')
           if (size === 0) this.s().replyXattrSize(req, buf.length)
           else if (buf.length > size) this.s().replyErr(req, 34 /* ERANGE */)

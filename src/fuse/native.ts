@@ -129,8 +129,11 @@ export interface Handlers {
   setxattr (req: ReqId, ino: number, name: string, value: Buffer, flags: number): void
   /** size 0: reply replyXattrSize with the value's length; otherwise replyBuf, or ERANGE if it does not fit. */
   getxattr (req: ReqId, ino: number, name: string, size: number): void
-  /** Same size convention as getxattr; the list is names each followed by a NUL byte. */
-  listxattr (req: ReqId, ino: number, size: number): void
+  /**
+   * Same size convention as getxattr; the list is names each followed by a NUL
+   * byte. The caller is there because the list depends on who asks (trusted.*).
+   */
+  listxattr (req: ReqId, ino: number, size: number, caller: Caller): void
   removexattr (req: ReqId, ino: number, name: string): void
   access (req: ReqId, ino: number, mask: number, caller: Caller): void
   create (req: ReqId, parent: number, name: string, mode: number, flags: number, caller: Caller): void
