@@ -219,7 +219,8 @@ export class Mds implements MdsApi {
     return {
       blockSize: bsize,
       blocks: Math.floor(u.bytesTotal / bsize),
-      blocksFree: Math.floor(u.bytesFree / bsize),
+      // Both free counts of the disk under the store, so df's "used" is the disk's.
+      blocksFree: Math.floor(u.bytesFreeTotal / bsize),
       blocksAvail: Math.floor(u.bytesFree / bsize),
       // Inodes cost store space only, so the limit is what the free space could hold.
       files: u.objects + Math.floor(u.bytesFree / 256),

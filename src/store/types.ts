@@ -119,8 +119,10 @@ export interface ListRange {
 export interface StoreUsage {
   /** Bytes of the backend's files on disk. */
   bytesUsed: number
-  /** Free bytes on the device that holds the store. */
+  /** Free bytes on the device that holds the store, for unprivileged users (statfs f_bavail). */
   bytesFree: number
+  /** Free bytes on that device including the blocks reserved for root (f_bfree). */
+  bytesFreeTotal: number
   /** Total bytes of that device. */
   bytesTotal: number
   objects: number

@@ -299,13 +299,14 @@ out({'cudele': [a.f_bsize, a.f_frsize, a.f_blocks, a.f_bfree, a.f_bavail, a.f_fi
      'host': [b.f_frsize, b.f_blocks, b.f_bfree, b.f_bavail]})
 `, { cwd: m.mnt, args: [m.store] })
   const [bsize, frsize, blocks, bfree, bavail, files, ffree, namemax] = r.cudele
-  const [hostFrsize, hostBlocks, , hostBavail] = r.host
+  const [hostFrsize, hostBlocks, hostBfree, hostBavail] = r.host
   assert.equal(namemax, 255)
   assert.ok(bsize > 0 && frsize > 0 && blocks > 0 && bfree > 0 && bavail > 0 && files > 0 && ffree > 0, JSON.stringify(r))
   assert.ok(bfree >= bavail && blocks >= bfree)
   assert.equal(blocks * frsize, hostBlocks * hostFrsize, 'the same total as the disk')
   const slack = 256 * MiB // other processes write to the same disk meanwhile
   assert.ok(Math.abs(bavail * frsize - hostBavail * hostFrsize) < slack, `available ${bavail * frsize} vs disk ${hostBavail * hostFrsize}`)
+  assert.ok(Math.abs(bfree * frsize - hostBfree * hostFrsize) < slack, `free ${bfree * frsize} vs disk ${hostBfree * hostFrsize}`)
   // df and stat -f see the same.
   const df = (await m.shOk('df -B1 --output=size,avail . | tail -1')).trim().split(/\s+/).map(Number)
   assert.equal(df[0], blocks * frsize)

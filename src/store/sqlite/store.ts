@@ -316,6 +316,7 @@ export class SqliteStore implements ObjectStore, LocalReads {
     return {
       bytesUsed: dbBytes + walBytes,
       bytesFree: fsStat.bavail * fsStat.bsize,
+      bytesFreeTotal: fsStat.bfree * fsStat.bsize,
       bytesTotal: fsStat.blocks * fsStat.bsize,
       objects
     }
