@@ -235,6 +235,55 @@ out(res)
   })
 })
 
+test('fallocate: posix_fallocate grows, KEEP_SIZE does not, PUNCH_HOLE zeroes; other modes are refused like tmpfs', async () => {
+  const r = await sameAsTmpfs(pair, 'fallocate', `
+FL_KEEP, FL_PUNCH, FL_ZERO, FL_COLLAPSE = 1, 2, 0x10, 8
+fd = os.open('f', os.O_RDWR | os.O_CREAT, 0o644)
+def fa(mode, off, n):
+    return E(lambda: _check(libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(n))))
+res = {'posix_fallocate': [E(os.posix_fallocate, fd, 0, 10000), os.fstat(fd).st_size, os.pread(fd, 20000, 0) == bytes(10000)]}
+os.pwrite(fd, b'x' * 10000, 0)
+res['keep size'] = [fa(FL_KEEP, 0, 20000), os.fstat(fd).st_size]
+res['punch'] = [fa(FL_PUNCH | FL_KEEP, 100, 200), os.pread(fd, 400, 0).count(0), os.fstat(fd).st_size,
+                os.pread(fd, 10000, 0) == b'x' * 100 + bytes(200) + b'x' * 9700]
+res['punch past eof'] = [fa(FL_PUNCH | FL_KEEP, 9000, 5000), os.fstat(fd).st_size, os.pread(fd, 2000, 8000).count(0)]
+res['punch without keep size'] = fa(FL_PUNCH, 0, 10)
+res['zero range'] = fa(FL_ZERO, 0, 10)
+res['collapse'] = fa(FL_COLLAPSE, 0, 4096)
+res['grow across stripes'] = [fa(0, 9 << 20, 100), os.fstat(fd).st_size, os.pread(fd, 100, 9 << 20) == bytes(100)]
+res['bad length'] = fa(0, 0, 0)
+os.close(fd)
+out(res)
+`)
+  assert.deepEqual(r, {
+    posix_fallocate: ['ok', 10000, true],
+    'keep size': ['ok', 10000],
+    punch: ['ok', 200, 10000, true],
+    'punch past eof': ['ok', 10000, 1000],
+    'punch without keep size': 'ENOTSUP',
+    'zero range': 'ENOTSUP',
+    collapse: 'ENOTSUP',
+    'grow across stripes': ['ok', 9 * MiB + 100, true],
+    'bad length': 'EINVAL'
+  })
+})
+
+test('copy_file_range and cp copy whole files inside the mount', async () => {
+  const r = await pyJson(`
+open('cfr-src', 'wb').write(os.urandom((9 << 20) + 123))
+i = os.open('cfr-src', os.O_RDONLY); o = os.open('cfr-dst', os.O_WRONLY | os.O_CREAT, 0o644)
+n = 0
+while True:
+    k = os.copy_file_range(i, o, 1 << 30)
+    if k == 0: break
+    n += k
+os.close(i); os.close(o)
+out([n, open('cfr-src', 'rb').read() == open('cfr-dst', 'rb').read()])
+`, { cwd: m.mnt })
+  assert.deepEqual(r, [9 * MiB + 123, true])
+  await m.shOk('cp cfr-src cfr-cp && cmp cfr-src cfr-cp && cp --sparse=always sparse/sp sp-copy && cmp sparse/sp sp-copy')
+})
+
 test('an open but unlinked file keeps its data, readable and writable, until the last close', async () => {
   await m.shOk(`mkdir unlinked && head -c ${9 * MiB} /dev/urandom > unlinked/big && printf 'before' > unlinked/small`)
   await m.stop()

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type CudeleMount, mountCudele, mountTmpfs } from '../helpers/mount'
-import { fsckCounts, openUp, type Pair, pyJson, sameAsTmpfs, snapshot } from '../helpers/posix'
+import { fsckCounts, openUp, type Pair, pyJson, run, sameAsTmpfs, snapshot } from '../helpers/posix'
 
 let m: CudeleMount
 let tmp: { dir: string, cleanup: () => void }
@@ -105,6 +105,22 @@ out({'count': len(names), 'unique': len(set(names)), 'dups during removal': len(
   assert.deepEqual(r, { count: 3000, unique: 3000, 'dups during removal': 0, left: 1500, 'odd only': true })
   assert.equal((await m.shOk('ls bigdir | wc -l')).trim(), '1500')
   await m.shOk('rm -rf bigdir')
+})
+
+test('telldir/seekdir return to the same place in a listing; rewinddir starts over', async () => {
+  await sameAsTmpfs(pair, 'seekdir', "for n in range(40): open('%02d' % n, 'w').close()\nout(0)")
+  const perl = `opendir(D, '.') or die; readdir(D) for 1..7; my $p = telldir(D);
+    my @a = map { scalar readdir(D) } 1..5; seekdir(D, $p); my @b = map { scalar readdir(D) } 1..5;
+    rewinddir(D); my $n = () = readdir(D); print "@a|@b|$n\\n"`
+  const [c, t] = await Promise.all([
+    run(['perl', '-e', perl], { cwd: `${m.mnt}/seekdir` }),
+    run(['perl', '-e', perl], { cwd: `${tmp.dir}/seekdir` })
+  ])
+  const [a, b, n] = c.stdout.trim().split('|')
+  assert.equal(a, b, c.stdout + c.stderr)
+  assert.equal(a.split(' ').length, 5)
+  assert.equal(n, '42')
+  assert.equal(t.stdout.trim().split('|')[2], '42')
 })
 
 test('mkdir: mode, parent link count, EEXIST, ENOENT, ENOTDIR', async () => {
@@ -375,6 +391,29 @@ out(res)
   // Renaming d/g onto d/h, another link of the same inode, is a no-op: both names stay.
   assert.deepEqual(r.nlinks, [2, 3, 3, 3, 2])
   assert.deepEqual(r['symlink link'], [true, 2, 'f'])
+})
+
+test('linkat(AT_SYMLINK_FOLLOW) through /proc gives an open file a new name, but not once it is unlinked', async () => {
+  const r = await sameAsTmpfs(pair, 'linkat', `
+def linkat(src, dst):
+    _check(libc.linkat(-100, fsenc(src), -100, fsenc(dst), 0x400), src, dst)
+fd = os.open('f', os.O_RDWR | os.O_CREAT, 0o644); os.write(fd, b'abc')
+res = [E(linkat, '/proc/self/fd/%d' % fd, 'named'), os.fstat(fd).st_nlink]
+os.unlink('f'); os.unlink('named')
+res += [E(linkat, '/proc/self/fd/%d' % fd, 'again'), os.listdir('.')]
+out(res)
+`)
+  assert.deepEqual(r, ['ok', 2, 'ENOENT', []])
+})
+
+test('O_TMPFILE makes an unnamed file that linkat can name', { todo: 'cudele has no tmpfile operation: open(O_TMPFILE) fails with EOPNOTSUPP' }, async () => {
+  const r = await sameAsTmpfs(pair, 'tmpfile', `
+fd = os.open('.', os.O_TMPFILE | os.O_RDWR, 0o600); os.write(fd, b'anon')
+res = [os.listdir('.'), os.fstat(fd).st_nlink]
+_check(libc.linkat(-100, b'/proc/self/fd/%d' % fd, -100, b'named', 0x400))
+out(res + [open('named').read(), os.stat('named').st_nlink])
+`)
+  assert.deepEqual(r, [[], 0, 'anon', 1])
 })
 
 test('symlink and readlink: targets up to 4095 bytes, dangling links, loops, readlink -f', async () => {
