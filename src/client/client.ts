@@ -76,6 +76,10 @@ export class Client {
 
   async setattr (ino: Ino, change: SetAttr): Promise<Attr> {
     if (change.size === undefined) {
+      // Times set explicitly (tar and cp -a set them before close) must win over
+      // the write time that buffered writes carry: commit those writes first.
+      const f = this.files.get(ino)
+      if (f?.hasDirty && change.mtime !== undefined) this.flushFile(f).catch(() => {})
       // Every setattr the kernel sends changes ctime, even one that changes
       // nothing else (chown(f, -1, -1)).
       return this.withLocal(await this.backend.setattr(ino, { ...change, ctime: change.ctime ?? now() }))
