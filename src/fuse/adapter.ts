@@ -218,7 +218,8 @@ export class FuseAdapter {
   }
 
   /**
-   * Entries from listing position `offset` on. Positions: 0 ".", 1 "..", then
+   * Entries from listing position `offset` on. Positions: 0 ".", 1 ".." (with
+   * the parent's inode number, as getdents shows it on other filesystems), then
    * the directory's entries in name order; an entry's cookie is its position
    * + 1. Pages are fetched after the last name seen, so a listing stays stable
    * while entries are added or removed: untouched entries appear exactly once.
@@ -230,7 +231,7 @@ export class FuseAdapter {
     const out: DirEntry[] = []
     let pos = offset
     if (pos === 0) out.push({ name: '.', ino, type: S_IFDIR, off: ++pos })
-    if (pos === 1) out.push({ name: '..', ino, type: S_IFDIR, off: ++pos })
+    if (pos === 1) out.push({ name: '..', ino: (await this.client.lookup(ino, '..'))?.ino ?? ino, type: S_IFDIR, off: ++pos })
     while (out.length < want) {
       const i = pos - 2
       if (i < h.pageStart || i > h.pageStart + h.page.length) await this.rewind(h, i)

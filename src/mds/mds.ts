@@ -130,7 +130,8 @@ export class Mds implements MdsApi {
   // ---- reads ----
 
   lookup (parent: Ino, name: string): Attr {
-    this.dir(parent)
+    const dir = this.dir(parent)
+    if (name === '..') return attrOf(this.inode(dir.parent))
     if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
     const d = this.ns.cache.getDentry(parent, name)
     if (!d) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
@@ -139,7 +140,9 @@ export class Mds implements MdsApi {
 
   /** Like lookup, but null instead of ENOENT (cheap negative answers for the FUSE adapter). */
   lookupOrNull (parent: Ino, name: string): Attr | null {
-    this.dir(parent)
+    const dir = this.dir(parent)
+    // The kernel resolves ".." itself; this answers readdir's ".." entry (and NFS-export lookups).
+    if (name === '..') return attrOf(this.inode(dir.parent))
     if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
     const d = this.ns.cache.getDentry(parent, name)
     return d ? attrOf(this.inode(d.ino)) : null

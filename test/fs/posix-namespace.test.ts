@@ -77,11 +77,26 @@ types = getdents('.')
 os.rename('reg', 'moved'); os.unlink('lnk'); open('new', 'w').close()
 after_ops = sorted(os.listdir('.'))
 os.mkdir('../empty')
-out({'types': types, 'after': after_ops, 'empty': getdents('../empty')})
+def dots(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = ctypes.create_string_buffer(65536); n = libc.syscall(217, fd, buf, 65536); os.close(fd)
+    raw = buf.raw[:n]; pos = 0; got = {}
+    while pos < n:
+        ino, off, reclen, typ = struct.unpack_from('<QqHB', raw, pos)
+        got[raw[pos + 19:pos + reclen].split(b'\\0', 1)[0]] = ino; pos += reclen
+    return [got[b'.'] == os.stat(path).st_ino, got[b'..'] == os.stat(path + '/..').st_ino]
+os.makedirs('../p1/moving'); os.mkdir('../p2')
+d1 = dots('../p1/moving'); os.rename('../p1/moving', '../p2/moving')
+root = os.path.dirname(os.path.dirname(os.getcwd()))
+out({'types': types, 'after': after_ops, 'empty': getdents('../empty'),
+     'dot inos': [d1, dots('../p2/moving'), dots('.'), dots(root)]})
 `)
   assert.deepEqual(r.types, [['.', 4], ['..', 4], ['blk', 6], ['chr', 2], ['dir', 4], ['fifo', 1], ['lnk', 10], ['reg', 8], ['sock', 12]])
   assert.deepEqual(r.after, ['blk', 'chr', 'dir', 'fifo', 'moved', 'new', 'sock'])
   assert.deepEqual(r.empty, [['.', 4], ['..', 4]])
+  // "." and ".." carry the directory's and its parent's inode numbers, also after a move and at the root.
+  // (At the root, stat("..") crosses to the mountpoint's parent; getdents' ".." is the root itself.)
+  assert.deepEqual(r['dot inos'], [[true, true], [true, true], [true, true], [true, false]])
   assert.equal(await m.shOk('ls -a readdir/empty | tr "\\n" " "'), '. .. ')
   assert.equal(await m.shOk('ls -a readdir/d | tr "\\n" " "'), '. .. blk chr dir fifo moved new sock ')
 })
