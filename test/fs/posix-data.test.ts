@@ -199,6 +199,15 @@ out(res)
   assert.equal(await m.shOk(sh), `100\n${9 * MiB}\n0\n0\n${1024 * MiB}\n`)
 })
 
+test('st_blocks counts what a sparse file stores, not its size (du)', { todo: 'cudele reports ceil(size / 4096) * 8 blocks for every file, so du counts holes' }, async () => {
+  const r = await sameAsTmpfs(pair, 'blocks', `
+with open('sp', 'wb') as fh:
+    fh.seek(1 << 30); fh.write(b'x')
+out(os.stat('sp').st_blocks * 512 < (1 << 20))
+`)
+  assert.equal(r, true)
+})
+
 test('ftruncate on an open descriptor, with buffered writes; data after shrink and grow is zeros', async () => {
   const r = await sameAsTmpfs(pair, 'ftrunc', `
 fd = os.open('f', os.O_RDWR | os.O_CREAT, 0o644)
