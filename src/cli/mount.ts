@@ -8,6 +8,8 @@
 import { spawn } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
+import { openStore } from '../store'
+import { DB_FILE } from '../store/sqlite/schema'
 import { startEmbedded, type EmbeddedOptions } from './embedded'
 import { registerMount, unregisterMount } from './registry'
 
@@ -54,6 +56,9 @@ async function serveForeground (args: MountArgs): Promise<number> {
 /** Start `cudele mount ...` detached and wait until it is serving. */
 async function startBackground (args: MountArgs, argv: string[]): Promise<number> {
   const logFile = path.resolve(args.logFile ?? path.join(args.store, 'mount.log'))
+  // A new store must start from an empty directory, and the log goes into it
+  // by default: make the store first.
+  if (!fs.existsSync(path.join(args.store, DB_FILE))) await (await openStore(path.resolve(args.store), { create: true })).close()
   fs.mkdirSync(path.dirname(logFile), { recursive: true })
   const log = fs.openSync(logFile, 'a')
   const childArgs = argv.filter(a => a !== '--background' && a !== '-b' && a !== '--background=true')
