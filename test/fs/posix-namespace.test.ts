@@ -105,19 +105,24 @@ test('readdir of a large directory lists every entry once, also while entries ar
   const script = `
 for i in range(3000): open('f%05d' % i, 'w').close()
 names = os.listdir('.')
-# Remove every other entry while one listing is in progress.
+# Remove every other entry, and add new ones, while one listing is in progress:
+# the untouched entries must each appear exactly once.
 it = os.scandir('.'); seen = []
 for i, e in enumerate(it):
     seen.append(e.name)
     if i == 100:
         for j in range(0, 3000, 2): os.unlink('f%05d' % j)
+        for j in range(500): open('g%05d' % j, 'w').close(); open('e%05d' % j, 'w').close()
 it.close()
+for j in range(500): os.unlink('g%05d' % j); os.unlink('e%05d' % j)
+untouched = [n for n in seen if n.startswith('f') and int(n[1:]) % 2 == 1]
 left = sorted(os.listdir('.'))
 out({'count': len(names), 'unique': len(set(names)), 'dups during removal': len(seen) - len(set(seen)),
+     'untouched seen once': sorted(untouched) == ['f%05d' % j for j in range(1, 3000, 2)],
      'left': len(left), 'odd only': all(int(n[1:]) % 2 == 1 for n in left)})
 `
   const r = await sameAsTmpfs(pair, 'bigdir', script, { timeoutMs: 120000 })
-  assert.deepEqual(r, { count: 3000, unique: 3000, 'dups during removal': 0, left: 1500, 'odd only': true })
+  assert.deepEqual(r, { count: 3000, unique: 3000, 'dups during removal': 0, 'untouched seen once': true, left: 1500, 'odd only': true })
   assert.equal((await m.shOk('ls bigdir | wc -l')).trim(), '1500')
   await m.shOk('rm -rf bigdir')
 })
@@ -325,7 +330,12 @@ os.makedirs('p1/sub/deep'); os.mkdir('p2'); open('p1/file', 'w').write('f')
 before = [os.stat('p1').st_nlink, os.stat('p2').st_nlink]
 os.rename('p1/sub', 'p2/sub'); os.rename('p1/file', 'p2/file')
 after = [os.stat('p1').st_nlink, os.stat('p2').st_nlink, os.stat('p2/sub').st_nlink]
-out({'before': before, 'after': after,
+# Replacing an empty directory in another parent: the source parent loses a link, the target keeps its count.
+os.mkdir('p1/x'); os.mkdir('p2/y')
+before_replace = [os.stat('p1').st_nlink, os.stat('p2').st_nlink]
+os.rename('p1/x', 'p2/y')
+after_replace = [os.stat('p1').st_nlink, os.stat('p2').st_nlink, sorted(os.listdir('p2'))]
+out({'before': before, 'after': after, 'replace': [before_replace, after_replace],
      'dotdot': os.stat('p2/sub/..').st_ino == os.stat('p2').st_ino,
      'deep dotdot': os.stat('p2/sub/deep/../..').st_ino == os.stat('p2').st_ino,
      'lists': [sorted(os.listdir('p1')), sorted(os.listdir('p2'))],
@@ -333,9 +343,10 @@ out({'before': before, 'after': after,
 `)
   assert.deepEqual(r.before, [3, 2])
   assert.deepEqual(r.after, [2, 3, 3])
+  assert.deepEqual(r.replace, [[3, 4], [2, 4, ['file', 'sub', 'y']]])
   assert.equal(r.dotdot, true)
   assert.equal(r['deep dotdot'], true)
-  assert.deepEqual(r.lists, [[], ['file', 'sub']])
+  assert.deepEqual(r.lists, [[], ['file', 'sub', 'y']])
 })
 
 test('renameat2: RENAME_NOREPLACE gives EEXIST, RENAME_EXCHANGE swaps files and directories', async () => {
@@ -504,6 +515,48 @@ out({'same': listed == sorted(names), 'count': len(listed), 'contents': all(cont
      'renamed': [b2s(n) for n in os.listdir(b'\\xe9dir')]})
 `)
   assert.deepEqual(r, { same: true, count: 138, contents: true, renamed: ['\xfe\xfd'] })
+})
+
+test('racing processes: each O_EXCL name is created once, each rename and link lands once', async () => {
+  await m.shOk('mkdir race')
+  // Four processes race through each phase; a phase starts when all are done with the last.
+  const phase = async (body: string): Promise<number> => {
+    const counts = await Promise.all([0, 1, 2, 3].map(async () => await pyJson(`
+won = 0
+for i in range(300):
+    try:
+        ${body}
+        won += 1
+    except (FileExistsError, FileNotFoundError): pass
+out(won)
+`, { cwd: m.mnt })))
+    return counts.reduce((a: number, b: number) => a + b, 0)
+  }
+  assert.equal(await phase("os.close(os.open('race/n%d' % i, os.O_CREAT | os.O_EXCL | os.O_WRONLY))"), 300, 'creates')
+  assert.equal(await phase("os.rename('race/n%d' % i, 'race/r%d' % i)"), 300, 'renames')
+  assert.equal(await phase("os.link('race/r%d' % i, 'race/l%d' % i)"), 300, 'links')
+  assert.equal(await phase("renameat2('race/l%d' % i, 'race/x%d' % i, RENAME_NOREPLACE)"), 300, 'no-replace renames')
+  const r = await pyJson(`
+names = os.listdir('race')
+out([len(names), sorted(set(n[0] for n in names)), all(os.stat('race/r%d' % i).st_nlink == 2 for i in range(300))])
+`, { cwd: m.mnt })
+  assert.deepEqual(r, [600, ['r', 'x'], true])
+})
+
+test('two processes writing different parts of one file concurrently keep both', async () => {
+  await m.shOk('printf "" > shared')
+  const writer = (half: number): Promise<unknown> => pyJson(`
+half = int(sys.argv[1]); fd = os.open('shared', os.O_WRONLY)
+block = bytes([65 + half]) * 4096
+for i in range(half, 2048, 2): os.pwrite(fd, block, i * 4096)
+os.close(fd); out(0)
+`, { cwd: m.mnt, args: [String(half)] })
+  await Promise.all([writer(0), writer(1)])
+  const r = await pyJson(`
+d = open('shared', 'rb').read()
+out([len(d), all(d[i * 4096:(i + 1) * 4096] == bytes([65 + i % 2]) * 4096 for i in range(2048))])
+`, { cwd: m.mnt })
+  assert.deepEqual(r, [8 * 1024 * 1024, true])
 })
 
 let tree: string

@@ -94,6 +94,7 @@ os.mkdir('rw'); os.chmod('rw', 0o777)
 open('rofile', 'w').write('keep'); os.chmod('rofile', 0o444); os.chown('rofile', 1000, 1000)
 os.mkdir('listonly'); open('listonly/f', 'w').close(); os.chmod('listonly', 0o444)
 os.mkdir('searchonly'); open('searchonly/f', 'w').write('x'); os.chmod('searchonly', 0o311)
+os.mkdir('rw/roots-dir'); os.mkdir('rw2'); os.chmod('rw2', 0o777)
 `)
   const r = await sameAsTmpfs(pair, 'eacces', `
 res = {
@@ -102,6 +103,8 @@ res = {
   'unlink in 0555': E(os.unlink, 'ro/inside'), 'rename out of 0555': E(os.rename, 'ro/inside', 'rw/x'),
   'rename into 0555': E(os.rename, 'rofile', 'ro/x'), 'link into 0555': E(os.link, 'rofile', 'ro/x'),
   'mkfifo in 0555': E(os.mkfifo, 'ro/p'),
+  'move an unwritable dir to another parent': E(os.rename, 'rw/roots-dir', 'rw2/moved'),
+  'rename an unwritable dir in place': E(os.rename, 'rw/roots-dir', 'rw/renamed'),
   'list without x': sorted(os.listdir('listonly')), 'stat without x': E(os.stat, 'listonly/f'),
   'list without r': E(os.listdir, 'searchonly'), 'open without r': open('searchonly/f').read(),
   'still there': [open('rofile').read(), sorted(os.listdir('ro'))],
@@ -111,9 +114,11 @@ os.chmod('rofile', 0o644); open('rofile', 'w').write('mine now'); res['after chm
 out(res)
 `, ALICE)
   for (const k of ['write 0444', 'append 0444', 'truncate 0444', 'create in 0555', 'mkdir in 0555', 'symlink in 0555',
-    'unlink in 0555', 'rename out of 0555', 'rename into 0555', 'link into 0555', 'mkfifo in 0555', 'stat without x', 'list without r']) {
+    'unlink in 0555', 'rename out of 0555', 'rename into 0555', 'link into 0555', 'mkfifo in 0555', 'stat without x', 'list without r',
+    'move an unwritable dir to another parent']) {
     assert.equal(r[k], 'EACCES', k)
   }
+  assert.equal(r['rename an unwritable dir in place'], 'ok', 'its ".." does not change')
   assert.deepEqual(r['list without x'], ['f'])
   assert.equal(r['open without r'], 'x')
   assert.deepEqual(r['still there'], ['keep', ['inside']])
