@@ -134,6 +134,25 @@ out(res)
     '2010-01-01 00:00:00.500000000 +0000|1969-07-20 20:17:40.000000001 +0000\n')
 })
 
+test('times set on an open file with buffered writes stick after close (cp -a, tar)', async () => {
+  const r = await sameAsTmpfs(pair, 'settimes-open', `
+fd = os.open('f', os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b'x' * 300000)
+os.utime(fd, ns=(1000000000111111111, 1000000000222222222))
+os.close(fd)
+a = [os.stat('f').st_atime_ns, os.stat('f').st_mtime_ns]
+# By path, before the close, from another descriptor's point of view.
+fd = os.open('g', os.O_WRONLY | os.O_CREAT, 0o644); os.write(fd, b'y' * 5000)
+os.utime('g', ns=(3, 4)); os.close(fd)
+b = [os.stat('g').st_atime_ns, os.stat('g').st_mtime_ns]
+# A write after the utime moves mtime again.
+fd = os.open('h', os.O_WRONLY | os.O_CREAT, 0o644); os.write(fd, b'z'); os.utime(fd, ns=(5, 6)); os.write(fd, b'z'); os.close(fd)
+c = os.stat('h').st_mtime_ns > 10**18
+out([a, b, c])
+`)
+  assert.deepEqual(r, [[1000000000111111111, 1000000000222222222], [3, 4], true])
+})
+
 test('which operations move a file\'s mtime and ctime', async () => {
   const r = await sameAsTmpfs(pair, 'filetimes', CHANGED + `
 open('f', 'w').write('0123456789'); os.mkdir('d')
