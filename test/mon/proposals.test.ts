@@ -190,6 +190,9 @@ test('limits: a full proposal queue refuses with EAGAIN; a closed monitor with E
 
     const { openMonitor } = await import('../../src/mon')
     await assert.rejects(openMonitor(f.store), { code: 'EBUSY' })
+    for (const bad of [{ proposalIntervalMs: -1 }, { historyEpochs: 0 }, { logRingEntries: 1.5 }]) {
+      await assert.rejects(openMonitor(f.store, bad), { code: 'EINVAL' }, JSON.stringify(bad))
+    }
 
     // close commits what is queued, then refuses.
     const last = f.mon.propose('m', () => 'last', cli)
