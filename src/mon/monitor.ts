@@ -203,7 +203,9 @@ export class Monitor implements MonitorApi {
       this.roundTimer = null
     }
     this.roundRunning = true
+    // Swapped before the change functions run: one that proposes queues for the next round.
     const proposals = this.queue
+    this.queue = []
     this.roundDone = this.runRound(proposals).catch(err => {
       // A bug, not a store failure (runRound handles those): settle everyone
       // rather than leave them waiting; rejecting a settled proposal does nothing.
@@ -214,12 +216,13 @@ export class Monitor implements MonitorApi {
       this.roundDone = null
       this.scheduleRound()
     })
-    this.queue = []
   }
 
   private async runRound (proposals: Proposal[]): Promise<void> {
     const accepted: Proposal[] = []
     const work = this.applyProposals(proposals, accepted)
+    // Stored with the epoch, so taken before the batch: when the round was
+    // sealed, a durable commit (a few ms at most) before it is on disk.
     const committedAtMs = Date.now()
     const writes: ObjectWrite[] = []
     const index: Array<{ name: string, epoch: number, writers: string[] | null }> = []

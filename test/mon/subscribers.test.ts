@@ -101,6 +101,16 @@ test('a listener may subscribe, propose and read from inside a delivery', async 
     assert.ok(proposed !== null)
     assert.equal((await (proposed as Promise<MapState>)).epoch, 2)
     assert.deepEqual(inner, [1, 2])
+
+    // A change function that proposes: that proposal goes to the next round.
+    let nested: Promise<MapState> | null = null
+    const outer = await f.mon.propose('m', v => {
+      nested = f.mon.propose('m', w => (w as number) * 10, cli)
+      return (v as number) + 1
+    }, cli)
+    assert.deepEqual([outer.epoch, outer.value], [3, 3])
+    const n = await (nested as unknown as Promise<MapState>)
+    assert.deepEqual([n.epoch, n.value], [4, 30])
   } finally { await f.done() }
 })
 
