@@ -293,6 +293,38 @@ out([n, open('cfr-src', 'rb').read() == open('cfr-dst', 'rb').read()])
   await m.shOk('cp cfr-src cfr-cp && cmp cfr-src cfr-cp && cp --sparse=always sparse/sp sp-copy && cmp sparse/sp sp-copy')
 })
 
+test('truncation exactly at and around stripe boundaries (4 MiB) keeps the right bytes', async () => {
+  const r = await sameAsTmpfs(pair, 'stripes', `
+M = 1 << 20
+pattern = bytes((i * 31 + i // 4096) % 256 for i in range(12 * M))
+fd = os.open('f', os.O_RDWR | os.O_CREAT, 0o644); os.write(fd, pattern); os.fsync(fd)
+res = []
+for size in (8 * M, 8 * M + 1, 4 * M, 4 * M - 1, 4 * M + 1, 0, 12 * M):
+    os.ftruncate(fd, size)
+    data = os.pread(fd, 12 * M, 0)
+    res.append([size, len(data), hashlib.sha256(data).hexdigest()[:16]])
+# What is left after the shrink to 4 MiB + 1 and regrow: only zeros after 0 (it went to 0 in between).
+res.append(os.pread(fd, 12 * M, 0).count(0) == 12 * M)
+os.pwrite(fd, pattern[:5 * M], 3 * M); os.ftruncate(fd, 4 * M)
+res.append(os.pread(fd, 12 * M, 0) == bytes(3 * M) + pattern[:M])
+os.close(fd)
+out(res)
+`)
+  assert.equal(r.length, 9)
+  assert.deepEqual(r.slice(7), [true, true])
+})
+
+test('the largest file is 2^53 - 1 bytes: writes beyond give EFBIG, truncate EINVAL (tmpfs allows 2^63 - 1)', async () => {
+  const r = await pyJson(`
+open('maxsize', 'w').close(); fd = os.open('maxsize', os.O_RDWR)
+out([E(os.truncate, 'maxsize', 2**50), E(os.pwrite, fd, b'x', 2**50 + 10), os.fstat(fd).st_size,
+     E(os.pwrite, fd, b'x', 2**53), E(os.truncate, 'maxsize', 2**53), E(os.truncate, 'maxsize', 2**63 - 1),
+     os.stat('maxsize').st_size, os.pread(fd, 20, 2**50) == bytes(10) + b'x'])
+`, { cwd: m.mnt })
+  assert.deepEqual(r, ['ok', 'ok', 2 ** 50 + 11, 'EFBIG', 'EINVAL', 'EINVAL', 2 ** 50 + 11, true])
+  await m.shOk('rm maxsize')
+})
+
 test('an open but unlinked file keeps its data, readable and writable, until the last close', async () => {
   await m.shOk(`mkdir unlinked && head -c ${9 * MiB} /dev/urandom > unlinked/big && printf 'before' > unlinked/small`)
   await m.stop()
