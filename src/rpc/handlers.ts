@@ -1,0 +1,39 @@
+// Who answers a request or takes a notify. A connection has its own table;
+// a server's table is the parent of every connection it accepts, so methods
+// registered once on the server serve all connections, and a connection can
+// add or override methods of its own (per-session state, say).
+
+import type { RpcConnection } from './connection'
+
+/** Answers one method: the value (or promise) it returns is the reply; what it throws, the error reply. */
+// Arguments are whatever the caller sent: a handler checks what it relies on.
+export type MethodHandler = (args: any[], conn: RpcConnection) => unknown
+/** Answers any method without a handler of its own. */
+export type RequestHandler = (method: string, args: any[], conn: RpcConnection) => unknown
+export type NotifyHandler = (args: any[], conn: RpcConnection) => void
+export type AnyNotifyHandler = (method: string, args: any[], conn: RpcConnection) => void
+
+export class Handlers {
+  readonly methods = new Map<string, MethodHandler>()
+  readonly notifies = new Map<string, NotifyHandler>()
+  request: RequestHandler | undefined
+  notify: AnyNotifyHandler | undefined
+
+  constructor (readonly parent?: Handlers) {}
+
+  method (name: string): MethodHandler | undefined {
+    return this.methods.get(name) ?? this.parent?.method(name)
+  }
+
+  fallback (): RequestHandler | undefined {
+    return this.request ?? this.parent?.fallback()
+  }
+
+  notifyHandler (name: string): NotifyHandler | undefined {
+    return this.notifies.get(name) ?? this.parent?.notifyHandler(name)
+  }
+
+  notifyFallback (): AnyNotifyHandler | undefined {
+    return this.notify ?? this.parent?.notifyFallback()
+  }
+}
