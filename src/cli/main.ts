@@ -7,9 +7,10 @@ import { mountCommand } from './mount'
 import { umountCommand } from './umount'
 
 function fail (err: unknown): number {
-  const e = err as { message?: string, code?: string }
+  // Store errors carry their errno name in errno, Node's in code.
+  const e = err as { message?: string, code?: string, errno?: unknown }
   console.error(`cudele: ${e?.message ?? String(err)}`)
-  return e?.code === 'EBUSY' ? 16 : 1
+  return (e?.code ?? e?.errno) === 'EBUSY' ? 16 : 1
 }
 
 export async function main (argv: string[]): Promise<void> {
