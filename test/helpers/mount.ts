@@ -84,17 +84,17 @@ export interface Running {
 
 const running = new Set<ChildProcess>()
 
-/** Start a child without waiting for it. Children still running at cleanup() are killed. */
-export function startChild (cmd: string, args: string[], opts: { cwd?: string, env?: NodeJS.ProcessEnv } = {}): Running {
-  const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Start a child without waiting for it (stdin: a pipe the test writes to). Children still running at cleanup() are killed. */
+export function startChild (cmd: string, args: string[], opts: { cwd?: string, env?: NodeJS.ProcessEnv, stdin?: boolean } = {}): Running {
+  const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: [opts.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
   running.add(child)
   let out = ''
   let err = ''
   let closed = false
   const waiters: Array<() => void> = []
   const poke = (): void => { for (const w of waiters.splice(0)) w() }
-  child.stdout.on('data', d => { out += d; poke() })
-  child.stderr.on('data', d => { err += d })
+  child.stdout?.on('data', d => { out += d; poke() })
+  child.stderr?.on('data', d => { err += d })
   const exited = new Promise<number | null>(resolve => child.on('close', code => {
     closed = true
     running.delete(child)
@@ -234,6 +234,30 @@ export class CudeleMount {
     const code = await this.exitPromise
     this.server = null
     return code
+  }
+
+  /** Send the server a signal (SIGINT, SIGTERM) and wait for it to exit; returns its exit code. */
+  async signal (sig: NodeJS.Signals): Promise<number | null> {
+    if (!this.server) return null
+    this.server.kill(sig)
+    return await this.exited()
+  }
+
+  /** Wait for the server to exit by itself (unmounted from outside); returns its exit code. */
+  async exited (timeoutMs = 60000): Promise<number | null> {
+    if (!this.server) return null
+    let timer: NodeJS.Timeout | undefined
+    const code = await Promise.race([
+      this.exitPromise,
+      new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`the server did not exit within ${timeoutMs} ms:\n${this.log}`)), timeoutMs) })
+    ]).finally(() => clearTimeout(timer))
+    this.server = null
+    return code
+  }
+
+  /** The server's pid (null when it is not running). */
+  get pid (): number | null {
+    return this.server?.pid ?? null
   }
 
   /** SIGKILL the server (a crash); the kernel mount goes away with it (auto_unmount). */
