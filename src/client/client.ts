@@ -3,7 +3,7 @@
 // writes, striped reads) and asks the MDS for everything else.
 
 import { fsError } from '../common/errors'
-import { now, type Timespec } from '../common/time'
+import { compareTs, now, type Timespec } from '../common/time'
 import { dataObject, dataObjectPrefix, parseDataObject, STRIPE_BYTES } from '../mds/layout'
 import { type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type SetAttr, S_IFREG } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
@@ -60,7 +60,8 @@ export class Client {
     if (f.size !== attr.size) out.size = f.size
     if (f.mtime) {
       out.mtime = f.mtime
-      out.ctime = f.mtime
+      // A metadata change after the last buffered write keeps its later ctime.
+      if (compareTs(f.mtime, attr.ctime) > 0) out.ctime = f.mtime
     }
     return out
   }

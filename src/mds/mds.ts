@@ -7,7 +7,7 @@
 // commits (like CephFS's early reply); sync() waits for "safe".
 
 import { fsError } from '../common/errors'
-import { now } from '../common/time'
+import { compareTs, now } from '../common/time'
 import type { ObjectWrite } from '../store/types'
 import { applyEvent } from './apply'
 import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
@@ -431,6 +431,9 @@ export class Mds implements MdsApi {
    */
   commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable = false): { attr: Attr, committed: Promise<unknown> } {
     const inode = this.inode(ino)
+    // The change carries the time of the writes it commits; a metadata change
+    // made while they were buffered (chmod, setxattr) has a later ctime, which stays.
+    if (change.ctime !== undefined && compareTs(change.ctime, inode.ctime) < 0) change = { ...change, ctime: inode.ctime }
     const ev = this.setAttrEvent(inode, change)
     if (ev) this.mutate(ev)
     const committed = this.journal.submit(writes, durable)
