@@ -153,6 +153,26 @@ out([a, b, c])
   assert.deepEqual(r, [[1000000000111111111, 1000000000222222222], [3, 4], true])
 })
 
+test('metadata changes while writes are buffered keep their later ctime, before and after close', async () => {
+  const r = await sameAsTmpfs(pair, 'ctime-buffered', `
+fd = os.open('f', os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b'x' * 1000)
+time.sleep(0.05)
+t = time.time_ns() - 20_000_000  # kernel timestamps are coarse: allow a tick
+res = {}
+for name, op in (('chmod', lambda: os.chmod('f', 0o600)), ('setxattr', lambda: os.setxattr('f', 'user.x', b'1')),
+                 ('chown', lambda: os.chown('f', 5, 5)), ('link', lambda: os.link('f', 'g'))):
+    op(); res[name] = os.stat('f').st_ctime_ns >= t
+mtime = os.stat('f').st_mtime_ns
+os.close(fd)
+time.sleep(1.5)  # cudele flushes buffered writes within a second or at close
+st = os.stat('f')
+res['after close'] = [st.st_ctime_ns >= t, st.st_mtime_ns == mtime, st.st_mtime_ns < t]
+out(res)
+`)
+  assert.deepEqual(r, { chmod: true, setxattr: true, chown: true, link: true, 'after close': [true, true, true] })
+})
+
 test('which operations move a file\'s mtime and ctime', async () => {
   const r = await sameAsTmpfs(pair, 'filetimes', CHANGED + `
 open('f', 'w').write('0123456789'); os.mkdir('d')
