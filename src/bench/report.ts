@@ -103,7 +103,7 @@ export function formatReport (r: BenchReport): string {
   const m = r.machine
   const head = [
     `cudele bench — ${r.started}`,
-    `command: ${r.command}`,
+    `command: ${r.command} (commit ${m.commit})`,
     `machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, kernel ${m.kernel}, node ${m.node}; work directory on ${m.disk}; load average at start ${m.loadavg.join(' ')}`
   ]
   return [head.join('\n'), ...r.cases.map(formatCase)].join('\n\n') + '\n'

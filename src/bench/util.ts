@@ -111,6 +111,8 @@ export interface Machine {
   /** The device and filesystem holding the work directory (where cudele's stores live). */
   disk: string
   loadavg: number[]
+  /** The commit benchmarked, "+dirty" if the working tree has uncommitted changes under src/ or native/. */
+  commit: string
 }
 
 export function machine (workDir: string): Machine {
@@ -140,8 +142,16 @@ export function machine (workDir: string): Machine {
     kernel: os.release(),
     node: process.version,
     disk,
-    loadavg: os.loadavg().map(x => Math.round(x * 100) / 100)
+    loadavg: os.loadavg().map(x => Math.round(x * 100) / 100),
+    commit: gitCommit()
   }
+}
+
+function gitCommit (): string {
+  const head = spawnSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' })
+  if (head.status !== 0) return 'unknown'
+  const dirty = spawnSync('git', ['-C', REPO, 'status', '--porcelain', '--', 'src', 'native'], { encoding: 'utf8' })
+  return head.stdout.trim() + (dirty.stdout.trim() !== '' ? '+dirty' : '')
 }
 
 export function sleep (ms: number): Promise<void> {
