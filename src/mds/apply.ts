@@ -47,6 +47,9 @@ export function applyEvent (ns: Namespace, ev: Event): boolean {
       ns.strays.remove(ev.ino)
       return true
     }
+    case EventType.Request:
+      ns.completed.add(ev.client, ev.tid)
+      return true
   }
 }
 

@@ -19,7 +19,8 @@ export const enum EventType {
   SetAttr = 5,
   SetXattr = 6,
   RemoveXattr = 7,
-  Purge = 8
+  Purge = 8,
+  Request = 9
 }
 
 /** SetAttr mask bits: which fields the event sets. */
@@ -108,7 +109,19 @@ export interface PurgeEvent {
   ino: Ino
 }
 
-export type Event = MknodEvent | LinkEvent | UnlinkEvent | RenameEvent | SetAttrEvent | SetXattrEvent | RemoveXattrEvent | PurgeEvent
+/**
+ * Marks that a client's request (its session name and transaction id) was
+ * carried out by the events that follow it. After a server restart a client
+ * replays the requests it was not told were safe; this is how the MDS knows
+ * which of them it has already done.
+ */
+export interface RequestEvent {
+  type: EventType.Request
+  client: string
+  tid: number
+}
+
+export type Event = MknodEvent | LinkEvent | UnlinkEvent | RenameEvent | SetAttrEvent | SetXattrEvent | RemoveXattrEvent | PurgeEvent | RequestEvent
 
 const ZERO: Timespec = { s: 0, ns: 0 }
 
@@ -161,6 +174,9 @@ export function encodeEvent (enc: Encoder, ev: Event): void {
     case EventType.Purge:
       enc.uint(ev.ino)
       break
+    case EventType.Request:
+      enc.str(ev.client).uint(ev.tid)
+      break
     default:
       throw new RangeError(`unknown event type ${(ev as Event).type}`)
   }
@@ -207,6 +223,10 @@ export function decodeEvent (d: Decoder): Event {
     }
     case EventType.Purge:
       return { type, ino: d.uint() }
+    case EventType.Request: {
+      const client = d.str()
+      return { type, client, tid: d.uint() }
+    }
     default:
       throw new RangeError(`unknown event type ${type} at byte ${d.pos - 1}`)
   }
@@ -230,5 +250,6 @@ export function eventName (ev: Event): string {
     case EventType.SetXattr: return 'setxattr'
     case EventType.RemoveXattr: return 'removexattr'
     case EventType.Purge: return 'purge'
+    case EventType.Request: return 'request'
   }
 }

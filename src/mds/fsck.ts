@@ -23,7 +23,7 @@ import { encodeDentry } from './dentry'
 import { encodeInode, type Inode } from './inode'
 import {
   DATA_POOL, dirObject, FORMAT_OBJECT, INODES_PER_SHARD, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
-  METADATA_POOL, parseDataObject, parseJournalObject, STRAY_OBJECT, STRIPE_BYTES
+  METADATA_POOL, parseDataObject, parseJournalObject, SESSIONS_OBJECT, STRAY_OBJECT, STRIPE_BYTES
 } from './layout'
 import type { Mds } from './mds'
 import type { LocalStore } from './open'
@@ -197,7 +197,7 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
   }
 
   // Metadata objects cudele does not know.
-  const known = new Set([FORMAT_OBJECT, INOTABLE_OBJECT, JOURNAL_HEADER, STRAY_OBJECT])
+  const known = new Set([FORMAT_OBJECT, INOTABLE_OBJECT, JOURNAL_HEADER, STRAY_OBJECT, SESSIONS_OBJECT])
   after = undefined
   for (;;) {
     const names = store.listSync(METADATA_POOL, { after, limit: PAGE })

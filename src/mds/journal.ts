@@ -39,6 +39,13 @@ export class Journal {
   /** Set when a flush failed: the next sync reports it. */
   private failure: Error | null = null
   readonly stats: JournalStats = { events: 0, replayed: 0, bytes: 0, objects: 0 }
+  /**
+   * Told around every submit: `submitted` runs when a batch goes to the store
+   * (after its events were taken) and returns a token; `committed` gets the
+   * token back once the batch is in the store. The server uses it to tell
+   * clients which of their requests are safe.
+   */
+  watcher: { submitted (): unknown, committed (token: unknown): void } | null = null
 
   /**
    * @param nextSeq sequence number of the next journal object
@@ -86,6 +93,11 @@ export class Journal {
     const p = this.store.submit(batch, { durable })
     this.lastSubmit = p
     this.lastSubmitDurable = durable
+    const w = this.watcher
+    if (w) {
+      const token = w.submitted()
+      p.then(() => w.committed(token), () => {})
+    }
     p.catch((err: Error) => { this.failure = err })
     return p
   }
@@ -98,6 +110,14 @@ export class Journal {
       this.backgroundInflight = false
       if (this.pending > 0) this.backgroundFlush()
     })
+  }
+
+  /**
+   * Resolves when every batch submitted so far has committed or failed; unlike
+   * sync it reports nothing (a failure stays for the next sync to report).
+   */
+  async settled (): Promise<void> {
+    await this.lastSubmit.then(() => {}, () => {})
   }
 
   /** Resolves when every event appended so far is committed (durable: on stable storage). */

@@ -39,6 +39,8 @@ export const JOURNAL_HEADER = 'mds0.journal.header'
 export const INOTABLE_OBJECT = 'mds0.inotable'
 /** Inodes with no links left, waiting for their last close and purge. */
 export const STRAY_OBJECT = 'mds0.stray'
+/** Each client's completed requests (for replay after a restart): omap session name → floor and tids. */
+export const SESSIONS_OBJECT = 'mds0.sessions'
 /** Marks a formatted store: its payload says the format version. */
 export const FORMAT_OBJECT = 'cudele.format'
 // 2: timestamps' seconds are signed (zigzag) in inode records and events, so

@@ -81,9 +81,16 @@ export class Mds implements MdsApi {
     }
   }
 
+  /** Purges wait until then (ms, monotonic): clients reconnecting after a restart reclaim their open files first. */
+  private purgeNotBeforeMs = 0
+
   /** Begin background work: purges left over from before, periodic trims. */
-  start (): void {
+  start (opts: { purgeDelayMs?: number } = {}): void {
     if (this.readOnly) return
+    if (opts.purgeDelayMs) {
+      this.purgeNotBeforeMs = performance.now() + opts.purgeDelayMs
+      setTimeout(() => this.kickPurge(), opts.purgeDelayMs).unref()
+    }
     this.trimTimer = setInterval(() => {
       if (this.ns.cache.dirtyCount > 0 || this.journal.lastSubmittedSeq > this.journal.trimmedSeq) this.trim().catch(() => {})
     }, this.options.trimIntervalMs)
@@ -119,10 +126,24 @@ export class Mds implements MdsApi {
     }
   }
 
+  /**
+   * The client request being carried out (set by the server around each
+   * mutating call): its events are preceded by a Request marker, in the same
+   * journal object, so a replay of the request after a restart is recognised.
+   */
+  currentRequest: { client: string, tid: number, marked: boolean } | null = null
+
   private mutate (ev: Event): void {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
     if (this.closed) throw fsError('EIO', 'the metadata server is shut down')
     if (!applyEvent(this.ns, ev)) throw fsError('EIO', `${describe(ev)} could not be applied`)
+    const req = this.currentRequest
+    if (req && !req.marked) {
+      req.marked = true
+      const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
+      applyEvent(this.ns, marker)
+      this.journal.append(marker)
+    }
     this.journal.append(ev)
     if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight) this.trim().catch(() => {})
   }
@@ -458,10 +479,12 @@ export class Mds implements MdsApi {
     if (cache.dirtyCount === 0 && upToSeq === previousTrimmedSeq && !this.ns.inotable.dirty) return
     const snapshot = cache.takeDirty()
     const strayChanges = this.ns.strays.takeChanges()
+    const completedChanges = this.ns.completed.takeChanges()
     this.ns.inotable.dirty = false
     const batch = buildTrimBatch({
       snapshot,
       strayChanges,
+      completedChanges,
       nextIno: this.ns.inotable.next,
       previousTrimmedSeq,
       upToSeq,
@@ -473,6 +496,7 @@ export class Mds implements MdsApi {
       (err: Error) => {
         cache.flushFailed()
         this.ns.strays.restoreChanges(strayChanges)
+        this.ns.completed.restoreChanges(completedChanges)
         this.ns.inotable.dirty = true
         this.journal.trimmedSeq = previousTrimmedSeq
         throw err
@@ -484,6 +508,7 @@ export class Mds implements MdsApi {
 
   private kickPurge (): void {
     if (this.purging || this.purgeQueue.size === 0 || this.readOnly || this.closed) return
+    if (performance.now() < this.purgeNotBeforeMs) return
     this.purging = true
     this.purgeAll().catch(() => {}).finally(() => {
       this.purging = false
@@ -510,6 +535,12 @@ export class Mds implements MdsApi {
     if (isDir(inode.mode)) {
       removals.push({ pool: METADATA_POOL, name: dirObject(inode.ino), ops: [{ op: 'remove' }] })
     } else if (isReg(inode.mode)) {
+      // Data committed by the last close (the client flushes at release) may
+      // still be on its way to the store: listed too early, it would outlive the inode.
+      await this.journal.settled()
+      // Linked again (linkat) or reopened meanwhile: not ours to remove (a later release queues it again).
+      const current = this.ns.cache.getInode(inode.ino)
+      if (!current || current.nlink > 0 || this.opens.has(inode.ino)) return
       const prefix = dataObjectPrefix(inode.ino)
       let after: string | undefined
       for (;;) {
@@ -557,6 +588,7 @@ function describe (ev: Event): string {
     case EventType.SetXattr: return `setxattr ${ev.name} of inode ${ev.ino}`
     case EventType.RemoveXattr: return `removexattr ${ev.name} of inode ${ev.ino}`
     case EventType.Purge: return `purge of inode ${ev.ino}`
+    case EventType.Request: return `request ${ev.tid} of client ${ev.client}`
   }
 }
 

@@ -56,6 +56,65 @@ export class StraySet {
   }
 }
 
+/**
+ * Requests of each client (by session name) that the MDS has carried out and
+ * the client may not yet know are safe. A client tells the MDS the oldest
+ * transaction it still keeps for replay (its floor); everything below goes.
+ */
+export class CompletedRequests {
+  private readonly byClient = new Map<string, { floor: number, tids: Set<number> }>()
+  /** Clients whose set changed since the last trim. */
+  private changed = new Set<string>()
+
+  add (client: string, tid: number): void {
+    let c = this.byClient.get(client)
+    if (!c) {
+      c = { floor: 0, tids: new Set() }
+      this.byClient.set(client, c)
+    }
+    if (tid >= c.floor) c.tids.add(tid)
+    this.changed.add(client)
+  }
+
+  has (client: string, tid: number): boolean {
+    return this.byClient.get(client)?.tids.has(tid) === true
+  }
+
+  setFloor (client: string, floor: number): void {
+    const c = this.byClient.get(client)
+    if (!c || floor <= c.floor) return
+    c.floor = floor
+    for (const t of c.tids) if (t < floor) c.tids.delete(t)
+    this.changed.add(client)
+  }
+
+  /** A client that ended its session for good needs nothing kept. */
+  forget (client: string): void {
+    if (this.byClient.delete(client)) this.changed.add(client)
+  }
+
+  load (client: string, floor: number, tids: number[]): void {
+    this.byClient.set(client, { floor, tids: new Set(tids) })
+  }
+
+  /** State of the clients changed since the last call (null: forgotten). */
+  takeChanges (): Map<string, { floor: number, tids: number[] } | null> {
+    const out = new Map<string, { floor: number, tids: number[] } | null>()
+    for (const client of this.changed) {
+      const c = this.byClient.get(client)
+      out.set(client, c ? { floor: c.floor, tids: [...c.tids] } : null)
+    }
+    this.changed = new Set()
+    return out
+  }
+
+  restoreChanges (changes: Map<string, unknown>): void {
+    for (const client of changes.keys()) this.changed.add(client)
+  }
+
+  get clients (): number { return this.byClient.size }
+}
+
 export interface NamespaceHooks {
   /** An inode lost its last link (it is a stray now). */
   linksGone (inode: Inode): void
@@ -66,6 +125,7 @@ export class Namespace {
     readonly cache: MetadataCache,
     readonly inotable: InoTable,
     readonly strays: StraySet,
-    readonly hooks: NamespaceHooks
+    readonly hooks: NamespaceHooks,
+    readonly completed: CompletedRequests = new CompletedRequests()
   ) {}
 }

@@ -9,7 +9,7 @@ import { encodeInode } from './inode'
 import { Journal, readJournal } from './journal'
 import {
   DATA_POOL, dirObject, FIRST_INO, FORMAT_OBJECT, FORMAT_VERSION, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
-  METADATA_POOL, STRAY_OBJECT
+  METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT
 } from './layout'
 import { encodeInoTable, encodeJournalHeader } from './trim'
 import { ROOT_INO, S_IFDIR, type Ino } from './types'
@@ -23,6 +23,8 @@ export interface OpenMdsOptions {
   /** Owner of the root directory of a new filesystem. */
   rootUid?: number
   rootGid?: number
+  /** Hold purges of unlinked inodes this long after start (server mode: clients reconnect and reclaim open files). */
+  purgeDelayMs?: number
 }
 
 export async function formatIfNew (store: LocalStore, opts: OpenMdsOptions): Promise<boolean> {
@@ -61,6 +63,25 @@ export function readFormat (store: LocalReads): number | null {
   return m ? Number(m[1]) : -1
 }
 
+/** Each client's completed requests, as the last trim left them. */
+export function readCompleted (store: LocalReads): Array<{ client: string, floor: number, tids: number[] }> {
+  const out: Array<{ client: string, floor: number, tids: number[] }> = []
+  let after: Uint8Array | undefined
+  for (;;) {
+    const rows = store.omapListSync(METADATA_POOL, SESSIONS_OBJECT, { after, limit: 1024 })
+    for (const r of rows) {
+      const d = new Decoder(r.value)
+      const floor = d.uint()
+      const n = d.uint()
+      const tids: number[] = []
+      for (let i = 0; i < n; i++) tids.push(d.uint())
+      out.push({ client: Buffer.from(r.key).toString('latin1'), floor, tids })
+    }
+    if (rows.length < 1024) return out
+    after = rows[rows.length - 1].key
+  }
+}
+
 export function readStrays (store: LocalReads): Ino[] {
   const out: Ino[] = []
   let after: Uint8Array | undefined
@@ -89,11 +110,12 @@ export async function openMds (store: LocalStore, opts: OpenMdsOptions = {}): Pr
 
   const journal = new Journal(store, trimmedSeq + 1, trimmedSeq)
   const mds = new Mds(store, journal, nextIno, readStrays(store), opts.mds ?? DEFAULT_MDS_OPTIONS, opts.readOnly === true)
+  for (const c of readCompleted(store)) mds.ns.completed.load(c.client, c.floor, c.tids)
   for (const { seq, events } of readJournal(store, trimmedSeq)) {
     mds.replay(seq, events)
     journal.stats.replayed += events.length
     journal.nextSeq = seq + 1
   }
-  mds.start()
+  mds.start({ purgeDelayMs: opts.purgeDelayMs })
   return mds
 }

@@ -9,13 +9,15 @@ import type { DirtySnapshot } from './cache'
 import { encodeDentry } from './dentry'
 import { encodeInode } from './inode'
 import {
-  dirObject, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, STRAY_OBJECT
+  dirObject, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT
 } from './layout'
 import type { Ino } from './types'
 
 export interface TrimInput {
   snapshot: DirtySnapshot
   strayChanges: Map<Ino, boolean>
+  /** Clients whose completed requests changed (null: forget the client). */
+  completedChanges: Map<string, { floor: number, tids: number[] } | null>
   /** The inode allocator's high-water mark. */
   nextIno: Ino
   /** Journal objects (previousTrimmedSeq, upToSeq] are covered by this trim. */
@@ -72,6 +74,24 @@ export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
     if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
     if (set.length > 0) ops.push({ op: 'omapSet', entries: set })
     batch.push({ pool: METADATA_POOL, name: STRAY_OBJECT, ops })
+  }
+
+  if (t.completedChanges.size > 0) {
+    const set: Array<[Uint8Array, Uint8Array]> = []
+    const remove: Uint8Array[] = []
+    for (const [client, c] of t.completedChanges) {
+      if (c === null) {
+        remove.push(nameToBytes(client))
+        continue
+      }
+      const e = new Encoder(16).uint(c.floor).uint(c.tids.length)
+      for (const tid of c.tids) e.uint(tid)
+      set.push([nameToBytes(client), e.finish()])
+    }
+    const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
+    if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
+    if (set.length > 0) ops.push({ op: 'omapSet', entries: set })
+    batch.push({ pool: METADATA_POOL, name: SESSIONS_OBJECT, ops })
   }
 
   batch.push({ pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data: encodeInoTable(t.nextIno) }] })
