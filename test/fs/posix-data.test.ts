@@ -367,6 +367,23 @@ out(res)
   await m.start()
 })
 
+test('files unlinked while open with buffered writes leave no data behind after the last close', async () => {
+  await pyJson(`
+os.mkdir('unlinked-buffered')
+for i in range(100):
+    p = 'unlinked-buffered/f%d' % i
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, os.urandom(1 << 20)); os.pwrite(fd, b't', 9 << 20)   # buffered, in two stripes
+    os.unlink(p); os.close(fd)
+out(0)
+`, { cwd: m.mnt })
+  await m.stop()
+  const r = await m.fsck()
+  assert.equal(r.code, 0, `fsck found data of removed files:\n${r.stdout.split('\n').slice(0, 5).join('\n')}\n${r.stderr}`)
+  assert.equal(fsckCounts(r.stderr)['pending removal'], 0)
+  await m.start()
+})
+
 test('fsync, fdatasync, fsync of a directory, close, sync and syncfs succeed', async () => {
   const r = await pyJson(`
 os.mkdir('durable')
