@@ -231,7 +231,11 @@ export class FuseAdapter {
     const out: DirEntry[] = []
     let pos = offset
     if (pos === 0) out.push({ name: '.', ino, type: S_IFDIR, off: ++pos })
-    if (pos === 1) out.push({ name: '..', ino: (await this.client.lookup(ino, '..'))?.ino ?? ino, type: S_IFDIR, off: ++pos })
+    if (pos === 1) {
+      // A removed directory's parent may be gone too: then ".." shows the directory itself.
+      const up = await this.client.lookup(ino, '..').catch(() => null)
+      out.push({ name: '..', ino: up?.ino ?? ino, type: S_IFDIR, off: ++pos })
+    }
     while (out.length < want) {
       const i = pos - 2
       if (i < h.pageStart || i > h.pageStart + h.page.length) await this.rewind(h, i)
