@@ -2,7 +2,10 @@
 
 import yargs from 'yargs'
 import { BENCH_DESCRIPTION, benchBuilder, benchCommand, type BenchArgs } from './bench'
+import { DEFAULT_ADDRESS } from '../rpc'
 import { fsck, FSCK_FAILED } from './fsck'
+import { serveCommand } from './serve'
+import { logCommand, statusCommand } from './status'
 import { mountCommand } from './mount'
 import { umountCommand } from './umount'
 
@@ -30,7 +33,8 @@ export async function main (argv: string[]): Promise<void> {
       .option('entry-timeout', { type: 'number', describe: 'seconds the kernel may cache names' })
       .option('attr-timeout', { type: 'number', describe: 'seconds the kernel may cache attributes' })
       .option('allow-other', { type: 'boolean', describe: 'let other users use the mount (default: yes when root)' })
-      .option('o', { type: 'array', string: true, describe: 'extra FUSE mount options' }),
+      .option('o', { type: 'array', string: true, describe: 'extra FUSE mount options' })
+      .option('connect', { type: 'string', describe: 'mount as a client of the cudele server at this address (unix:PATH or tcp:HOST:PORT) instead of embedded' }),
     a => run(mountCommand({
       mountpoint: a.mountpoint as string,
       store: a.store,
@@ -41,8 +45,39 @@ export async function main (argv: string[]): Promise<void> {
       entryTimeout: a['entry-timeout'],
       attrTimeout: a['attr-timeout'],
       allowOther: a['allow-other'],
-      fuseOptions: a.o as string[] | undefined
+      fuseOptions: a.o as string[] | undefined,
+      connect: a.connect
     }, argv)))
+    .command('serve', 'serve a store to clients (mount --connect, the library, status)', y => y
+      .option('store', { type: 'string', default: './cudele-data', describe: 'store directory (created if missing)' })
+      .option('listen', { type: 'string', default: DEFAULT_ADDRESS, describe: 'unix:PATH or tcp:HOST:PORT (loopback only unless --allow-remote)' })
+      .option('allow-remote', { type: 'boolean', default: false, describe: 'allow listening on a non-loopback TCP address' })
+      .option('session-timeout', { type: 'number', describe: 'evict a client silent this many ms (default 30000)' })
+      .option('heartbeat', { type: 'number', describe: 'how often clients send heartbeats, ms (default 1000)' })
+      .option('proposal-interval', { type: 'number', describe: 'monitor proposal batching interval, ms (default 1)' })
+      .option('cache-inodes', { type: 'number', describe: 'inodes the MDS keeps in memory' })
+      .option('cache-dentries', { type: 'number', describe: 'dentries the MDS keeps in memory' }),
+    a => run(serveCommand({
+      store: a.store,
+      listen: a.listen,
+      allowRemote: a['allow-remote'],
+      sessions: {
+        ...(a['session-timeout'] !== undefined ? { timeoutMs: a['session-timeout'] } : {}),
+        ...(a.heartbeat !== undefined ? { heartbeatMs: a.heartbeat } : {})
+      },
+      proposalIntervalMs: a['proposal-interval'],
+      cacheInodes: a['cache-inodes'],
+      cacheDentries: a['cache-dentries']
+    })))
+    .command('status', 'ranks, sessions, map epochs and the recent cluster log of a server', y => y
+      .option('connect', { type: 'string', default: DEFAULT_ADDRESS, describe: 'server address' })
+      .option('json', { type: 'boolean', default: false }),
+    a => run(statusCommand(a.connect, a.json)))
+    .command('log', 'the cluster log of a server', y => y
+      .option('connect', { type: 'string', default: DEFAULT_ADDRESS, describe: 'server address' })
+      .option('limit', { alias: 'n', type: 'number', default: 100 })
+      .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new entries' }),
+    a => run(logCommand(a.connect, a.limit, a.follow)))
     .command('umount <mountpoint>', 'unmount, and wait until the server has flushed and exited', y => y
       .positional('mountpoint', { type: 'string', demandOption: true })
       .option('lazy', { alias: 'l', type: 'boolean', default: false, describe: 'detach now even if files are open' }),

@@ -7,15 +7,19 @@
 
 import { spawn } from 'child_process'
 import * as fs from 'fs'
+import * as os from 'os'
 import * as path from 'path'
 import { openStore } from '../store'
 import { DB_FILE } from '../store/sqlite/schema'
+import { startConnected } from './connected'
 import { startEmbedded, type EmbeddedOptions } from './embedded'
 import { registerMount, unregisterMount } from './registry'
 
 export interface MountArgs extends EmbeddedOptions {
   background: boolean
   logFile?: string
+  /** Mount as a client of a cudele server instead of embedded. */
+  connect?: string
 }
 
 const READY_MESSAGE = 'ready'
@@ -27,9 +31,12 @@ export async function mountCommand (args: MountArgs, argv: string[]): Promise<nu
 
 async function serveForeground (args: MountArgs): Promise<number> {
   const mountpoint = path.resolve(args.mountpoint)
-  const fs0 = await startEmbedded({ ...args, mountpoint })
-  registerMount({ pid: process.pid, mountpoint, source: path.resolve(args.store), since: new Date().toISOString() })
-  console.log(`cudele: mounted ${path.resolve(args.store)} at ${mountpoint} (embedded, pid ${process.pid})`)
+  const source = args.connect ?? path.resolve(args.store)
+  const fs0 = args.connect
+    ? await startConnected({ connect: args.connect, mountpoint, allowOther: args.allowOther, fuseOptions: args.fuseOptions })
+    : await startEmbedded({ ...args, mountpoint })
+  registerMount({ pid: process.pid, mountpoint, source, since: new Date().toISOString() })
+  console.log(`cudele: mounted ${source} at ${mountpoint} (${args.connect ? 'client' : 'embedded'}, pid ${process.pid})`)
   if (process.send) process.send({ [READY_MESSAGE]: true })
 
   let stopping = false
@@ -49,16 +56,21 @@ async function serveForeground (args: MountArgs): Promise<number> {
   await fs0.mount.exited
   await fs0.shutdown()
   unregisterMount(mountpoint)
-  console.error(`cudele: unmounted ${mountpoint}; store ${path.resolve(args.store)} is flushed and closed`)
+  console.error(args.connect
+    ? `cudele: unmounted ${mountpoint}; its data is flushed to ${args.connect}`
+    : `cudele: unmounted ${mountpoint}; store ${path.resolve(args.store)} is flushed and closed`)
   return 0
 }
 
 /** Start `cudele mount ...` detached and wait until it is serving. */
 async function startBackground (args: MountArgs, argv: string[]): Promise<number> {
-  const logFile = path.resolve(args.logFile ?? path.join(args.store, 'mount.log'))
+  const defaultLog = args.connect
+    ? path.join(os.tmpdir(), `cudele-mount-${Buffer.from(path.resolve(args.mountpoint)).toString('base64url')}.log`)
+    : path.join(args.store, 'mount.log')
+  const logFile = path.resolve(args.logFile ?? defaultLog)
   // A new store must start from an empty directory, and the log goes into it
   // by default: make the store first.
-  if (!fs.existsSync(path.join(args.store, DB_FILE))) await (await openStore(path.resolve(args.store), { create: true })).close()
+  if (!args.connect && !fs.existsSync(path.join(args.store, DB_FILE))) await (await openStore(path.resolve(args.store), { create: true })).close()
   fs.mkdirSync(path.dirname(logFile), { recursive: true })
   const log = fs.openSync(logFile, 'a')
   const childArgs = argv.filter(a => a !== '--background' && a !== '-b' && a !== '--background=true')
@@ -74,7 +86,7 @@ async function startBackground (args: MountArgs, argv: string[]): Promise<number
     }
     child.once('message', (msg: Record<string, unknown>) => {
       if (msg[READY_MESSAGE]) {
-        console.log(`cudele: mounted ${path.resolve(args.store)} at ${path.resolve(args.mountpoint)} (background, pid ${child.pid}, log ${logFile})`)
+        console.log(`cudele: mounted ${args.connect ?? path.resolve(args.store)} at ${path.resolve(args.mountpoint)} (background, pid ${child.pid}, log ${logFile})`)
         child.disconnect()
         child.unref()
         resolve(0)

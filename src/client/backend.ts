@@ -2,13 +2,36 @@
 // Embedded mode implements it with the in-process MDS and object store; server
 // mode (over RPC) implements the same interface.
 
+import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
 import type { Mds } from '../mds/mds'
 import type { LocalStore } from '../mds/open'
 import { DATA_POOL } from '../mds/layout'
 import type { Attr, Ino, MdsApi, SetAttr } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 
+/** What opening a file gives: its attributes and the capabilities granted with it. */
+export interface OpenResult {
+  attr: Attr
+  /** CAP_CACHE / CAP_BUFFER bits (src/mds/caps.ts). */
+  caps: number
+  /** The grant runs out after this many ms unless renewed (0: no lease). */
+  leaseMs: number
+}
+
+/** How the backend tells the client about capabilities taken away. */
+export interface CapListener {
+  /** Give back `bits` of ino: flush what they covered; the promise resolves when done. */
+  revoke (ino: Ino, bits: number): Promise<void>
+  /** The server restarted (capabilities were reclaimed where possible). */
+  serverRestarted? (): void
+}
+
 export interface ClientBackend extends MdsApi {
+  /** Open a file for the given open(2) flags, with the capabilities that allows. */
+  openFile (ino: Ino, flags: number): Promise<OpenResult>
+  /** Ask (again) for capabilities on an open file, e.g. to renew a lease. */
+  acquireCaps (ino: Ino, bits: number): Promise<{ caps: number, leaseMs: number }>
+  setCapListener (l: CapListener): void
   /** Like lookup, but null for "no such entry" (negative answers are common and must be cheap). */
   lookupOrNull (parent: Ino, name: string): Attr | null | Promise<Attr | null>
   /**
@@ -43,6 +66,10 @@ export class EmbeddedBackend implements ClientBackend {
   listxattr (ino: Ino) { return this.mds.listxattr(ino) }
   removexattr (...a: Parameters<Mds['removexattr']>) { return this.mds.removexattr(...a) }
   open (ino: Ino) { return this.mds.open(ino) }
+  // One client, one MDS: it may cache and buffer everything, and nobody revokes.
+  async openFile (ino: Ino): Promise<OpenResult> { return { attr: this.mds.open(ino), caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 } }
+  async acquireCaps (): Promise<{ caps: number, leaseMs: number }> { return { caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 } }
+  setCapListener (): void {}
   release (ino: Ino) { return this.mds.release(ino) }
   sync (durable: boolean) { return this.mds.sync(durable) }
   statfs () { return this.mds.statfs() }

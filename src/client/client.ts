@@ -7,6 +7,7 @@ import { compareTs, now, type Timespec } from '../common/time'
 import { dataObject, dataObjectPrefix, parseDataObject, STRIPE_BYTES } from '../mds/layout'
 import { type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type SetAttr, S_IFREG } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
+import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
 import type { ClientBackend } from './backend'
 import { FileData } from './filedata'
 
@@ -45,7 +46,11 @@ export class Client {
   private roomWaiters: Array<() => void> = []
   private readonly sweepTimer: NodeJS.Timeout
 
+  /** Drop what the kernel caches of an inode (set by the FUSE adapter). */
+  onInvalidate: ((ino: Ino) => void) | null = null
+
   constructor (readonly backend: ClientBackend, private readonly options: ClientOptions = DEFAULT_CLIENT_OPTIONS) {
+    backend.setCapListener({ revoke: (ino, bits) => this.revoke(ino, bits) })
     this.sweepTimer = setInterval(() => this.flushOld(), Math.max(50, options.flushAgeMs / 2))
     this.sweepTimer.unref()
   }
@@ -217,12 +222,15 @@ export class Client {
 
   async create (parent: Ino, name: string, mode: number, flags: number, caller: Caller): Promise<{ attr: Attr, fh: number }> {
     const attr = await this.backend.mknod(parent, name, (mode & 0o7777) | S_IFREG, 0, caller)
-    await this.backend.open(attr.ino)
-    return { attr, fh: this.newHandle(attr, flags) }
+    const r = await this.backend.openFile(attr.ino, flags)
+    const fh = this.newHandle(attr, flags)
+    this.granted(attr.ino, r.caps, r.leaseMs)
+    return { attr, fh }
   }
 
   async open (ino: Ino, flags: number): Promise<{ attr: Attr, fh: number }> {
-    let attr = this.withLocal(await this.backend.open(ino))
+    const r = await this.backend.openFile(ino, flags)
+    let attr = this.withLocal(r.attr)
     try {
       // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC
       // too); the kernel has already checked write permission for it.
@@ -233,7 +241,51 @@ export class Client {
       await this.backend.release(ino)
       throw err
     }
-    return { attr, fh: this.newHandle(attr, flags) }
+    const fh = this.newHandle(attr, flags)
+    this.granted(ino, r.caps, r.leaseMs)
+    return { attr, fh }
+  }
+
+  // ---- capabilities ----
+
+  /** Record capabilities granted on an open file; a lease is renewed before it runs out. */
+  private granted (ino: Ino, caps: number, leaseMs: number): void {
+    const f = this.files.get(ino)
+    if (!f) return
+    f.caps |= caps
+    f.leaseExpiresAtMs = leaseMs > 0 ? performance.now() + leaseMs : Infinity
+    if (leaseMs > 0 && f.refs > 0 && !f.renewTimer) {
+      f.renewTimer = setTimeout(() => {
+        f.renewTimer = null
+        this.renewLease(f).catch(() => {})
+      }, Math.max(1, leaseMs / 2))
+      f.renewTimer.unref()
+    }
+  }
+
+  /** Before a lease runs out: flush what it covered, then ask for it again. */
+  private async renewLease (f: FileData): Promise<void> {
+    if (f.refs === 0) return
+    await this.flushFile(f).catch(() => {})
+    const r = await this.backend.acquireCaps(f.ino, f.caps)
+    this.granted(f.ino, r.caps, r.leaseMs)
+  }
+
+  /** May this file's writes be buffered here right now? */
+  private canBuffer (f: FileData): boolean {
+    return (f.caps & CAP_BUFFER) !== 0 && performance.now() < f.leaseExpiresAtMs
+  }
+
+  /** The server takes capabilities back: flush what they covered first. */
+  private async revoke (ino: Ino, bits: number): Promise<void> {
+    const f = this.files.get(ino)
+    if (!f) return
+    f.caps &= ~bits
+    if (bits & CAP_BUFFER) {
+      this.flushFile(f).catch(() => {})
+      await Promise.allSettled(f.inflight.map(r => r.done))
+    }
+    if (bits & CAP_CACHE) this.onInvalidate?.(ino)
   }
 
   async read (fh: number, offset: number, length: number): Promise<Buffer> {
@@ -286,6 +338,13 @@ export class Client {
     const before = f.dirtyBytes
     const flushNow = f.write(offset, data, now(), performance.now())
     this.dirtyBytes += f.dirtyBytes - before
+    if (!this.canBuffer(f)) {
+      // Without the BUFFER capability another client may look at this file at
+      // any moment: the write goes to the server before it returns.
+      await this.flushFile(f)
+      this.takeError(f)
+      return data.length
+    }
     if (flushNow) this.flushFile(f).catch(() => {})
     if (this.dirtyBytes > this.options.dirtyLimitBytes) this.flushAll()
     return data.length
@@ -363,10 +422,18 @@ export class Client {
   async release (fh: number): Promise<void> {
     const h = this.handle(fh)
     this.handles.delete(fh)
-    if (h.file) {
-      h.file.refs--
-      if (h.file.refs === 0) this.flushFile(h.file).catch(() => {})
-      this.maybeForget(h.file)
+    const f = h.file
+    if (f) {
+      f.refs--
+      if (f.refs === 0) {
+        if (f.renewTimer) clearTimeout(f.renewTimer)
+        f.renewTimer = null
+        // The capabilities go with the last close: the data they covered must be in first.
+        this.flushFile(f).catch(() => {})
+        await Promise.allSettled(f.inflight.map(r => r.done))
+        f.caps = 0
+      }
+      this.maybeForget(f)
     }
     await this.backend.release(h.ino)
   }

@@ -41,6 +41,10 @@ export class FileData {
   readonly inflight: InflightRange[] = []
   /** A failed commit, reported by the next flush/fsync (then cleared). */
   error: Error | null = null
+  /** Capabilities held on the file (CAP_CACHE / CAP_BUFFER), and until when (a lease). */
+  caps = 0
+  leaseExpiresAtMs = Infinity
+  renewTimer: NodeJS.Timeout | null = null
 
   constructor (readonly ino: Ino, size: number) {
     this.size = size

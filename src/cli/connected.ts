@@ -1,0 +1,54 @@
+// `cudele mount --connect ADDR`: a client process of a cudele server.
+//
+// The kernel is told to cache nothing (entries, attributes, pages across
+// opens): other clients change the namespace behind its back, and every
+// lookup must see their changes at once. Capabilities still let this client
+// buffer writes to files nobody else has open.
+
+import * as path from 'path'
+import { Client, DEFAULT_CLIENT_OPTIONS } from '../client/client'
+import { RemoteBackend } from '../client/remote'
+import { FuseMount } from '../fuse/mount'
+
+export interface ConnectedOptions {
+  connect: string
+  mountpoint: string
+  allowOther?: boolean
+  fuseOptions?: string[]
+}
+
+export interface Connected {
+  client: Client
+  backend: RemoteBackend
+  mount: FuseMount
+  shutdown (): Promise<void>
+}
+
+export async function startConnected (opts: ConnectedOptions): Promise<Connected> {
+  const backend = await RemoteBackend.connect(opts.connect, { name: `cudele-mount ${path.resolve(opts.mountpoint)}` })
+  const client = new Client(backend, DEFAULT_CLIENT_OPTIONS)
+  try {
+    const mount = await FuseMount.mount(client, {
+      mountpoint: opts.mountpoint,
+      fsname: `cudele:${opts.connect}`,
+      allowOther: opts.allowOther ?? process.getuid?.() === 0,
+      autoUnmount: true,
+      options: opts.fuseOptions,
+      adapter: { entryTimeout: 0, attrTimeout: 0, negativeTimeout: 0, keepCache: false }
+    })
+    return {
+      client,
+      backend,
+      mount,
+      async shutdown () {
+        await client.syncAll().catch(err => console.error(`cudele: flushing file data failed: ${(err as Error).message}`))
+        client.close()
+        await backend.close()
+      }
+    }
+  } catch (err) {
+    client.close()
+    await backend.close().catch(() => {})
+    throw err
+  }
+}

@@ -1,0 +1,55 @@
+// `cudele status --connect ADDR` and `cudele log --connect ADDR [--follow]`.
+
+import { connect } from '../rpc'
+import type { StatusReport } from '../server/admin'
+
+function time (ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
+}
+
+function logLine (e: { seq: number, timeMs: number, level: string, who: string, message: string }): string {
+  return `${time(e.timeMs)} ${e.level.toUpperCase().padEnd(5)} ${e.who}: ${e.message}`
+}
+
+export async function statusCommand (address: string, json: boolean): Promise<number> {
+  const conn = await connect(address, { name: 'cudele-status' })
+  try {
+    const st = await conn.call<StatusReport>('status', [20])
+    if (json) {
+      console.log(JSON.stringify(st, null, 2))
+      return 0
+    }
+    console.log('ranks:')
+    for (const r of st.ranks) {
+      console.log(`  mds.${r.rank} ${r.state} at ${r.addr} (pid ${r.pid}, boot ${r.bootId}); cache ${r.cache.inodes} inodes, ${r.cache.dentries} dentries; journal ${r.journal.events} events in ${r.journal.objects} objects`)
+    }
+    console.log(`sessions: ${st.sessions.length}`)
+    for (const s of st.sessions) {
+      console.log(`  ${s.id} ${s.name} ${s.connected ? 'connected' : 'disconnected'} ${s.peer}; ${s.opens} open files; idle ${s.idleMs} ms; requests applied ${s.appliedTid}, safe ${s.safeTid}`)
+    }
+    console.log('maps:')
+    for (const m of st.maps) console.log(`  ${m.name} epoch ${m.epoch}`)
+    console.log('recent cluster log:')
+    for (const e of st.log) console.log(`  ${logLine(e)}`)
+    return 0
+  } finally {
+    conn.close()
+  }
+}
+
+export async function logCommand (address: string, limit: number, follow: boolean): Promise<number> {
+  const conn = await connect(address, { name: 'cudele-log' })
+  const entries = await conn.call<Array<{ seq: number, timeMs: number, level: string, who: string, message: string }>>('log', [limit])
+  for (const e of entries) console.log(logLine(e))
+  if (!follow) {
+    conn.close()
+    return 0
+  }
+  const last = entries.length > 0 ? entries[entries.length - 1].seq : 0
+  conn.onNotify('log', ([e]) => console.log(logLine(e)))
+  await conn.call('log.follow', [last])
+  return await new Promise(resolve => {
+    process.on('SIGINT', () => { conn.close(); resolve(0) })
+    conn.on('close', () => resolve(0))
+  })
+}

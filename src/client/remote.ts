@@ -1,0 +1,277 @@
+// The client's backend in server mode: the MDS and the data path over RPC.
+//
+// Every mutating request gets a transaction id (tid) and stays in the unsafe
+// queue until the server says it is safe (its journal batch committed). If
+// the connection drops, the backend reconnects with the same session name and
+// replays the queue in order; the server answers the ones it already carried
+// out without doing them again. So nothing acknowledged is lost across a
+// server restart. Reads are simply retried after a reconnect.
+
+import { randomBytes } from 'crypto'
+import { FsError, fsError } from '../common/errors'
+import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../mds/types'
+import { connect, type RpcConnection } from '../rpc'
+import type { ObjectWrite } from '../store/types'
+import type { CapListener, ClientBackend, OpenResult } from './backend'
+
+export interface RemoteOptions {
+  /** Give up reconnecting after this long (ms); pending requests then fail with ENOTCONN. */
+  reconnectTimeoutMs: number
+  /** Shown in the server's status. */
+  name: string
+}
+
+export const DEFAULT_REMOTE_OPTIONS: RemoteOptions = { reconnectTimeoutMs: 5 * 60_000, name: 'cudele-client' }
+
+interface Unsafe {
+  tid: number
+  method: string
+  args: unknown[]
+  replied: boolean
+  resolve: (v: any) => void
+  reject: (e: Error) => void
+}
+
+const RECONNECT_MIN_MS = 20
+const RECONNECT_MAX_MS = 1000
+
+export class RemoteBackend implements ClientBackend {
+  /** This client's session name: stays the same across reconnects. */
+  readonly clientName = randomBytes(12).toString('hex')
+  private conn: RpcConnection
+  private bootId = ''
+  private heartbeat: NodeJS.Timeout | null = null
+  private nextTid = 1
+  /** Mutating requests not yet known safe, in tid order. */
+  private readonly unsafe = new Map<number, Unsafe>()
+  /** Every tid up to this one is safe. */
+  private safeTid = 0
+  private ready: Promise<void> = Promise.resolve()
+  private closing = false
+  private capListener: CapListener | null = null
+  /** Open files and capabilities held, to reclaim after a server restart. */
+  private readonly opens = new Map<Ino, number>()
+  private readonly caps = new Map<Ino, number>()
+  sessionId = 0
+  /** Counters for status and tests. */
+  readonly stats = { reconnects: 0, replayed: 0 }
+
+  private constructor (private readonly address: string, conn: RpcConnection, private readonly options: RemoteOptions) {
+    this.conn = conn
+  }
+
+  static async connect (address: string, opts: Partial<RemoteOptions> = {}): Promise<RemoteBackend> {
+    const options = { ...DEFAULT_REMOTE_OPTIONS, ...opts }
+    const conn = await connect(address, { name: options.name })
+    const b = new RemoteBackend(address, conn, options)
+    await b.attach(conn, false)
+    return b
+  }
+
+  /** Open (or take back) the session on a fresh connection, then replay what is not known safe. */
+  private async attach (conn: RpcConnection, replay: boolean): Promise<void> {
+    this.conn = conn
+    conn.onNotify('safe', ([tid]) => this.markSafe(Number(tid)))
+    conn.onNotify('revoke', ([ino, bits]) => this.onRevoke(Number(ino), Number(bits)))
+    conn.on('close', reason => {
+      if (this.heartbeat) clearInterval(this.heartbeat)
+      this.heartbeat = null
+      if (!this.closing && this.conn === conn) this.reconnect(reason.message)
+    })
+    const reply = await conn.call<{ session: number, resumed: boolean, bootId: string, heartbeatMs: number }>('session.open', [
+      this.clientName,
+      { opens: [...this.opens], caps: [...this.caps] }
+    ])
+    this.sessionId = reply.session
+    const restarted = this.bootId !== '' && reply.bootId !== this.bootId
+    this.bootId = reply.bootId
+    this.heartbeat = setInterval(() => conn.notify('hb', []), Math.max(50, reply.heartbeatMs))
+    this.heartbeat.unref()
+    if (replay) {
+      // Resend everything not known safe, in order. After a restart the server
+      // may have lost requests it had answered; the ones it kept, it recognises.
+      for (const u of this.unsafe.values()) {
+        this.stats.replayed++
+        this.send(u, true)
+      }
+      if (restarted && this.capListener) this.capListener.serverRestarted?.()
+    }
+  }
+
+  private reconnect (why: string): void {
+    const started = performance.now()
+    let delay = RECONNECT_MIN_MS
+    this.ready = (async () => {
+      for (;;) {
+        if (this.closing) throw fsError('ENOTCONN', 'the client is closing')
+        if (performance.now() - started > this.options.reconnectTimeoutMs) {
+          const err = fsError('ENOTCONN', `lost the server at ${this.address} (${why}) and could not reconnect within ${this.options.reconnectTimeoutMs} ms`)
+          for (const u of this.unsafe.values()) if (!u.replied) u.reject(err)
+          this.unsafe.clear()
+          throw err
+        }
+        try {
+          const conn = await connect(this.address, { name: this.options.name, timeoutMs: 2000 })
+          this.stats.reconnects++
+          await this.attach(conn, true)
+          return
+        } catch {
+          await new Promise(resolve => setTimeout(resolve, delay))
+          delay = Math.min(delay * 2, RECONNECT_MAX_MS)
+        }
+      }
+    })()
+    this.ready.catch(() => {})
+  }
+
+  private markSafe (tid: number): void {
+    if (tid > this.safeTid) this.safeTid = tid
+    for (const [t, u] of this.unsafe) {
+      if (t > this.safeTid) break
+      if (u.replied) this.unsafe.delete(t)
+    }
+  }
+
+  private send (u: Unsafe, replay: boolean): void {
+    const firstUnsafe = this.unsafe.keys().next().value ?? u.tid
+    this.conn.call(u.method, [u.tid, firstUnsafe, replay, ...u.args]).then(v => {
+      if (!u.replied) {
+        u.replied = true
+        u.resolve(v)
+      }
+      if (u.tid <= this.safeTid) this.unsafe.delete(u.tid)
+    }, (err: FsError) => {
+      if (err.code === 'ENOTCONN' && !this.closing) return // replayed after the reconnect
+      this.unsafe.delete(u.tid)
+      if (!u.replied) {
+        u.replied = true
+        u.reject(err)
+      }
+    })
+  }
+
+  /** A request that changes something: queued for replay until safe. */
+  private async mutate<T> (method: string, args: unknown[]): Promise<T> {
+    await this.ready
+    return await new Promise<T>((resolve, reject) => {
+      const u: Unsafe = { tid: this.nextTid++, method, args, replied: false, resolve, reject }
+      this.unsafe.set(u.tid, u)
+      this.send(u, false)
+    })
+  }
+
+  /** A request that changes nothing: retried after a reconnect. */
+  private async query<T> (method: string, args: unknown[]): Promise<T> {
+    for (;;) {
+      await this.ready
+      try {
+        return await this.conn.call<T>(method, args)
+      } catch (err) {
+        if ((err as FsError).code !== 'ENOTCONN' || this.closing) throw err
+        // The close handler has started reconnecting; wait for it.
+        await new Promise(resolve => setImmediate(resolve))
+      }
+    }
+  }
+
+  // ---- capabilities ----
+
+  setCapListener (l: CapListener): void {
+    this.capListener = l
+  }
+
+  private onRevoke (ino: Ino, bits: number): void {
+    const done = (): void => {
+      const held = (this.caps.get(ino) ?? 0) & ~bits
+      if (held === 0) this.caps.delete(ino)
+      else this.caps.set(ino, held)
+      this.conn.call('caps.release', [ino, bits]).catch(() => {})
+    }
+    if (!this.capListener) return done()
+    this.capListener.revoke(ino, bits).then(done, done)
+  }
+
+  async openFile (ino: Ino, flags: number): Promise<OpenResult> {
+    const r = await this.query<{ attr: Attr, caps: number, leaseMs: number }>('open', [ino, flags])
+    this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1)
+    if (r.caps) this.caps.set(ino, (this.caps.get(ino) ?? 0) | r.caps)
+    return r
+  }
+
+  async acquireCaps (ino: Ino, bits: number): Promise<{ caps: number, leaseMs: number }> {
+    const r = await this.query<{ caps: number, leaseMs: number }>('caps.acquire', [ino, bits])
+    if (r.caps) this.caps.set(ino, (this.caps.get(ino) ?? 0) | r.caps)
+    return r
+  }
+
+  // ---- MdsApi ----
+
+  lookup (parent: Ino, name: string): Promise<Attr> { return this.query('lookup', [parent, name]) }
+  lookupOrNull (parent: Ino, name: string): Promise<Attr | null> { return this.query('lookupOrNull', [parent, name]) }
+  getattr (ino: Ino): Promise<Attr> { return this.query('getattr', [ino]) }
+  readlink (ino: Ino): Promise<string> { return this.query('readlink', [ino]) }
+  readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> { return this.query('readdir', [ino, after, limit]) }
+  getxattr (ino: Ino, name: string): Promise<Buffer> {
+    return this.query<Uint8Array>('getxattr', [ino, name]).then(v => Buffer.from(v.buffer, v.byteOffset, v.length))
+  }
+
+  listxattr (ino: Ino): Promise<string[]> { return this.query('listxattr', [ino]) }
+  statfs (): Promise<FsStats> { return this.query('statfs', []) }
+  async sync (durable: boolean): Promise<void> {
+    // Safe means committed; durable (fsync) asks the server to put it on stable storage.
+    await this.query('sync', [durable])
+  }
+
+  open (ino: Ino): Promise<Attr> { return this.openFile(ino, 0).then(r => r.attr) }
+  async release (ino: Ino): Promise<void> {
+    const n = (this.opens.get(ino) ?? 0) - 1
+    if (n > 0) this.opens.set(ino, n)
+    else {
+      this.opens.delete(ino)
+      this.caps.delete(ino)
+    }
+    await this.query('release', [ino])
+  }
+
+  setattr (ino: Ino, change: SetAttr): Promise<Attr> { return this.mutate('setattr', [ino, change]) }
+  mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Attr> { return this.mutate('mknod', [parent, name, mode, rdev, caller]) }
+  mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> { return this.mutate('mkdir', [parent, name, mode, caller]) }
+  symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> { return this.mutate('symlink', [parent, name, target, caller]) }
+  link (ino: Ino, newParent: Ino, newName: string): Promise<Attr> { return this.mutate('link', [ino, newParent, newName]) }
+  unlink (parent: Ino, name: string): Promise<void> { return this.mutate('unlink', [parent, name]) }
+  rmdir (parent: Ino, name: string): Promise<void> { return this.mutate('rmdir', [parent, name]) }
+  rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> { return this.mutate('rename', [parent, name, newParent, newName, flags]) }
+  setxattr (ino: Ino, name: string, value: Buffer, flags: number): Promise<void> { return this.mutate('setxattr', [ino, name, value, flags]) }
+  removexattr (ino: Ino, name: string): Promise<void> { return this.mutate('removexattr', [ino, name]) }
+
+  // ---- data ----
+
+  commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable: boolean): { attr: Promise<Attr>, committed: Promise<unknown> } {
+    const p = this.mutate<Attr>('data.commit', [ino, writes, change, durable])
+    return { attr: p, committed: p }
+  }
+
+  async readData (object: string, offset: number, length: number): Promise<Uint8Array | null> {
+    return await this.query('data.read', [object, offset, length])
+  }
+
+  async listData (prefix: string, after: string | undefined, limit: number): Promise<string[]> {
+    return await this.query('data.list', [prefix, after ?? null, limit])
+  }
+
+  /** Requests still waiting to be safe (for tests and shutdown). */
+  get unsafeCount (): number { return this.unsafe.size }
+
+  /** Wait until every request is safe, then end the session. */
+  async close (): Promise<void> {
+    const deadline = performance.now() + 10_000
+    while (this.unsafe.size > 0 && performance.now() < deadline) {
+      await this.sync(false).catch(() => {})
+      if (this.unsafe.size > 0) await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    this.closing = true
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    await this.conn.call('session.close', []).catch(() => {})
+    this.conn.close('the client is done')
+  }
+}

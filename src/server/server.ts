@@ -1,0 +1,156 @@
+// Server mode: one process hosts the object store, the monitor and the MDS,
+// and serves clients over RPC (`cudele serve`).
+
+import { randomBytes } from 'crypto'
+import * as path from 'path'
+import { CapTable, CAP_BUFFER, CAP_CACHE } from '../mds/caps'
+import type { Mds } from '../mds/mds'
+import { DEFAULT_MDS_OPTIONS } from '../mds/mds'
+import { openMds } from '../mds/open'
+import type { Ino } from '../mds/types'
+import { openMonitor } from '../mon'
+import type { Monitor } from '../mon/monitor'
+import type { LogLevel } from '../mon/types'
+import { type Address, RpcServer, formatAddress } from '../rpc'
+import { openStore, type SqliteStore } from '../store'
+import { registerAdmin } from './admin'
+import { capPolicyOf, registerMethods } from './methods'
+import { DEFAULT_SESSION_OPTIONS, type Session, type SessionOptions, SessionTable } from './sessions'
+
+export interface ServeOptions {
+  store: string
+  listen: string
+  sessions?: Partial<SessionOptions>
+  cacheInodes?: number
+  cacheDentries?: number
+  /** Monitor proposal batching interval (ms). */
+  proposalIntervalMs?: number
+  /** Allow listening on non-loopback TCP addresses. */
+  allowRemote?: boolean
+}
+
+export class CudeleServer {
+  readonly bootId = randomBytes(8).toString('hex')
+  readonly caps: CapTable
+  readonly sessions: SessionTable
+  address: Address | null = null
+  private closed = false
+
+  private constructor (
+    readonly store: SqliteStore,
+    readonly mon: Monitor,
+    readonly mds: Mds,
+    readonly rpc: RpcServer,
+    sessionOptions: SessionOptions
+  ) {
+    this.sessions = new SessionTable({ ended: (s, why) => this.sessionEnded(s, why) }, sessionOptions)
+    this.caps = new CapTable({
+      sendRevoke: (sid, ino, bits) => { this.sessions.get(sid)?.conn?.notify('revoke', [ino, bits]) },
+      isOpen: sid => this.sessions.isOpen(sid)
+    })
+    this.mds.journal.watcher = {
+      // Every request applied so far has its events in this batch or an earlier one.
+      submitted: () => this.sessions.all().filter(s => s.appliedTid > s.safeTid).map(s => [s, s.appliedTid] as const),
+      committed: token => {
+        for (const [s, tid] of token as Array<readonly [Session, number]>) this.markSafe(s, tid)
+      }
+    }
+  }
+
+  static async start (opts: ServeOptions): Promise<CudeleServer> {
+    const sessionOptions = { ...DEFAULT_SESSION_OPTIONS, ...opts.sessions }
+    let mon: Monitor | null = null
+    const store = await openStore(path.resolve(opts.store), {
+      create: true,
+      onHealth: ev => { mon?.log(ev.state === 'ok' ? 'info' : ev.state === 'full' ? 'warn' : 'error', 'store', ev.message) }
+    })
+    let mds: Mds | null = null
+    const rpc = new RpcServer({ name: 'cudele-server', allowRemote: opts.allowRemote })
+    try {
+      mon = await openMonitor(store, { proposalIntervalMs: opts.proposalIntervalMs ?? 1 })
+      mds = await openMds(store, {
+        rootUid: process.getuid?.() ?? 0,
+        rootGid: process.getgid?.() ?? 0,
+        // Clients reconnecting after a restart reclaim their open files before unlinked ones are purged.
+        purgeDelayMs: sessionOptions.timeoutMs,
+        mds: {
+          ...DEFAULT_MDS_OPTIONS,
+          cache: {
+            inodes: opts.cacheInodes ?? DEFAULT_MDS_OPTIONS.cache.inodes,
+            dentries: opts.cacheDentries ?? DEFAULT_MDS_OPTIONS.cache.dentries
+          }
+        }
+      })
+      for (const p of mds.replayProblems) mon.log('error', 'mds.0', `journal replay: ${p}`)
+      const srv = new CudeleServer(store, mon, mds, rpc, sessionOptions)
+      registerMethods(rpc, srv)
+      registerAdmin(rpc, srv)
+      rpc.onConnection(conn => {
+        conn.on('close', () => srv.sessions.detach(conn))
+      })
+      srv.address = await rpc.listen(opts.listen)
+      await mon.propose('mdsmap', () => ({ epoch: 0, ranks: [{ rank: 0, state: 'active', addr: formatAddress(srv.address as Address), pid: process.pid, bootId: srv.bootId }] }), { name: 'mds.0' })
+      mon.log('info', 'mds.0', `serving ${path.resolve(opts.store)} at ${formatAddress(srv.address)} (boot ${srv.bootId})`)
+      return srv
+    } catch (err) {
+      await rpc.close().catch(() => {})
+      await mds?.close().catch(() => {})
+      await mon?.close().catch(() => {})
+      await store.close().catch(() => {})
+      throw err
+    }
+  }
+
+  log (level: LogLevel, message: string): void {
+    this.mon.log(level, 'mds.0', message)
+  }
+
+  /** A request is done; when it wrote nothing and everything before it is safe, it is safe at once. */
+  afterRequest (s: Session, tid: number, journaled: boolean): void {
+    if (tid <= s.appliedTid) return
+    const allSafe = s.safeTid === s.appliedTid
+    s.appliedTid = tid
+    if (!journaled && allSafe) this.markSafe(s, tid)
+  }
+
+  private markSafe (s: Session, tid: number): void {
+    if (tid <= s.safeTid) return
+    s.safeTid = tid
+    s.conn?.notify('safe', [tid])
+  }
+
+  /** A new session (after our restart, or the client's eviction) takes back its open files and capabilities. */
+  reclaim (s: Session, what: { opens?: Array<[Ino, number]>, caps?: Array<[Ino, number]> } | undefined): void {
+    if (!what) return
+    for (const [ino, count] of what.opens ?? []) {
+      if (!this.mds.ns.cache.getInode(ino)) continue
+      for (let i = 0; i < count; i++) this.mds.open(ino)
+      s.opens.set(ino, (s.opens.get(ino) ?? 0) + count)
+    }
+    for (const [ino, bits] of what.caps ?? []) {
+      // Only what nobody else holds in conflict: the rest the client must ask for again.
+      const others = this.caps.holders(ino).filter(([sid]) => sid !== s.id)
+      const free = others.every(([, g]) => (bits & CAP_BUFFER) ? g.bits === 0 : (g.bits & CAP_BUFFER) === 0)
+      if (free) this.caps.acquire(ino, s.id, bits & (CAP_CACHE | CAP_BUFFER), capPolicyOf(this, ino)).catch(() => {})
+    }
+  }
+
+  private sessionEnded (s: Session, why: string): void {
+    this.caps.dropSession(s.id)
+    for (const [ino, count] of s.opens) for (let i = 0; i < count; i++) this.mds.release(ino)
+    s.opens.clear()
+    this.log(why.startsWith('closed') ? 'info' : 'warn', `session ${s.id} (${s.name}) ended: ${why}`)
+  }
+
+  /** Stop serving, flush everything, release the store. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.sessions.close()
+    await this.rpc.close('the server is shutting down')
+    this.mon.log('info', 'mds.0', 'server stopped')
+    await this.mds.close()
+    await this.mon.close()
+    await this.store.close()
+  }
+}
