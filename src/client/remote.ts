@@ -42,8 +42,14 @@ export class RemoteBackend implements ClientBackend {
   private bootId = ''
   private heartbeat: NodeJS.Timeout | null = null
   private nextTid = 1
-  /** Mutating requests not yet known safe, in tid order. */
-  private readonly unsafe = new Map<number, Unsafe>()
+  /**
+   * Mutating requests not yet known safe, in tid order. A FIFO (array + head)
+   * rather than a Map: entries leave from the front, and a Map iterated from
+   * its start walks every deleted entry until V8 rehashes it.
+   */
+  private unsafe: Array<Unsafe | null> = []
+  private unsafeHead = 0
+  private unsafeLive = 0
   /** Every tid up to this one is safe. */
   private safeTid = 0
   private ready: Promise<void> = Promise.resolve()
@@ -90,7 +96,9 @@ export class RemoteBackend implements ClientBackend {
     if (replay) {
       // Resend everything not known safe, in order. After a restart the server
       // may have lost requests it had answered; the ones it kept, it recognises.
-      for (const u of this.unsafe.values()) {
+      for (let i = this.unsafeHead; i < this.unsafe.length; i++) {
+        const u = this.unsafe[i]
+        if (!u) continue
         this.stats.replayed++
         this.send(u, true)
       }
@@ -106,8 +114,10 @@ export class RemoteBackend implements ClientBackend {
         if (this.closing) throw fsError('ENOTCONN', 'the client is closing')
         if (performance.now() - started > this.options.reconnectTimeoutMs) {
           const err = fsError('ENOTCONN', `lost the server at ${this.address} (${why}) and could not reconnect within ${this.options.reconnectTimeoutMs} ms`)
-          for (const u of this.unsafe.values()) if (!u.replied) u.reject(err)
-          this.unsafe.clear()
+          for (const u of this.unsafe) if (u && !u.replied) u.reject(err)
+          this.unsafe = []
+          this.unsafeHead = 0
+          this.unsafeLive = 0
           throw err
         }
         try {
@@ -126,27 +136,59 @@ export class RemoteBackend implements ClientBackend {
 
   private markSafe (tid: number): void {
     if (tid > this.safeTid) this.safeTid = tid
-    for (const [t, u] of this.unsafe) {
-      if (t > this.safeTid) break
-      if (u.replied) this.unsafe.delete(t)
+    this.dropSafe()
+  }
+
+  /** Let go of replied requests at the front that are safe (they will never be replayed). */
+  private dropSafe (): void {
+    const q = this.unsafe
+    while (this.unsafeHead < q.length) {
+      const u = q[this.unsafeHead]
+      if (u && !(u.replied && u.tid <= this.safeTid)) break
+      if (u) {
+        q[this.unsafeHead] = null
+        this.unsafeLive--
+      }
+      this.unsafeHead++
+    }
+    if (this.unsafeHead > 1024 && this.unsafeHead * 2 > q.length) {
+      this.unsafe = q.slice(this.unsafeHead)
+      this.unsafeHead = 0
     }
   }
 
+  /** Forget one request (it failed for good). */
+  private dropOne (u: Unsafe): void {
+    const i = this.unsafe.indexOf(u, this.unsafeHead)
+    if (i >= 0) {
+      this.unsafe[i] = null
+      this.unsafeLive--
+    }
+    this.dropSafe()
+  }
+
+  private firstUnsafeTid (fallback: number): number {
+    for (let i = this.unsafeHead; i < this.unsafe.length; i++) {
+      const u = this.unsafe[i]
+      if (u) return u.tid
+    }
+    return fallback
+  }
+
   private send (u: Unsafe, replay: boolean): void {
-    const firstUnsafe = this.unsafe.keys().next().value ?? u.tid
-    this.conn.call(u.method, [u.tid, firstUnsafe, replay, ...u.args]).then(v => {
+    this.conn.call(u.method, [u.tid, this.firstUnsafeTid(u.tid), replay, ...u.args]).then(v => {
       if (!u.replied) {
         u.replied = true
         u.resolve(v)
       }
-      if (u.tid <= this.safeTid) this.unsafe.delete(u.tid)
+      if (u.tid <= this.safeTid) this.dropSafe()
     }, (err: FsError) => {
       if (err.code === 'ENOTCONN' && !this.closing) return // replayed after the reconnect
-      this.unsafe.delete(u.tid)
       if (!u.replied) {
         u.replied = true
         u.reject(err)
       }
+      this.dropOne(u)
     })
   }
 
@@ -155,7 +197,8 @@ export class RemoteBackend implements ClientBackend {
     await this.ready
     return await new Promise<T>((resolve, reject) => {
       const u: Unsafe = { tid: this.nextTid++, method, args, replied: false, resolve, reject }
-      this.unsafe.set(u.tid, u)
+      this.unsafe.push(u)
+      this.unsafeLive++
       this.send(u, false)
     })
   }
@@ -260,14 +303,14 @@ export class RemoteBackend implements ClientBackend {
   }
 
   /** Requests still waiting to be safe (for tests and shutdown). */
-  get unsafeCount (): number { return this.unsafe.size }
+  get unsafeCount (): number { return this.unsafeLive }
 
   /** Wait until every request is safe, then end the session. */
   async close (): Promise<void> {
     const deadline = performance.now() + 10_000
-    while (this.unsafe.size > 0 && performance.now() < deadline) {
+    while (this.unsafeLive > 0 && performance.now() < deadline) {
       await this.sync(false).catch(() => {})
-      if (this.unsafe.size > 0) await new Promise(resolve => setTimeout(resolve, 10))
+      if (this.unsafeLive > 0) await new Promise(resolve => setTimeout(resolve, 10))
     }
     this.closing = true
     if (this.heartbeat) clearInterval(this.heartbeat)
