@@ -19,6 +19,11 @@ export interface RemoteOptions {
   reconnectTimeoutMs: number
   /** Shown in the server's status. */
   name: string
+  /**
+   * Test-only: drop the server's revoke notifications, to play a client that
+   * never gives capabilities back (leases and eviction must still free them).
+   */
+  ignoreRevokesForTest?: boolean
 }
 
 export const DEFAULT_REMOTE_OPTIONS: RemoteOptions = { reconnectTimeoutMs: 5 * 60_000, name: 'cudele-client' }
@@ -78,7 +83,7 @@ export class RemoteBackend implements ClientBackend {
   private async attach (conn: RpcConnection, replay: boolean): Promise<void> {
     this.conn = conn
     conn.onNotify('safe', ([tid]) => this.markSafe(Number(tid)))
-    conn.onNotify('revoke', ([ino, bits]) => this.onRevoke(Number(ino), Number(bits)))
+    conn.onNotify('revoke', ([ino, bits]) => { if (this.options.ignoreRevokesForTest !== true) this.onRevoke(Number(ino), Number(bits)) })
     conn.on('close', reason => {
       if (this.heartbeat) clearInterval(this.heartbeat)
       this.heartbeat = null
