@@ -129,11 +129,12 @@ export class Client {
     }
     const time = now()
     const { attr, committed } = this.backend.commitData(ino, writes, { ...change, mtime: change.mtime ?? time, ctime: time }, false)
-    if (f) {
-      f.size = size
-      f.mtime = null
-      this.track(f, 0, Infinity, committed, 0)
-    }
+    // Track the commit even when the file is not open: a read that comes before
+    // it lands (open with O_TRUNC, then read) must wait, not read the cut data.
+    const g = this.fileFor(ino, size)
+    g.size = size
+    g.mtime = null
+    this.track(g, 0, Infinity, committed, 0)
     return this.withLocal(await attr)
   }
 
@@ -197,17 +198,17 @@ export class Client {
 
   // ---- open files ----
 
-  private fileFor (attr: Attr): FileData {
-    let f = this.files.get(attr.ino)
+  private fileFor (ino: Ino, size: number): FileData {
+    let f = this.files.get(ino)
     if (!f) {
-      f = new FileData(attr.ino, attr.size)
-      this.files.set(attr.ino, f)
+      f = new FileData(ino, size)
+      this.files.set(ino, f)
     }
     return f
   }
 
   private newHandle (attr: Attr, flags: number): number {
-    const file = isReg(attr.mode) ? this.fileFor(attr) : null
+    const file = isReg(attr.mode) ? this.fileFor(attr.ino, attr.size) : null
     if (file) file.refs++
     const fh = this.nextFh++
     this.handles.set(fh, { ino: attr.ino, flags, file })
