@@ -127,8 +127,10 @@ export class CapTable {
     const g = caps.grants.get(session)
     if (g) {
       g.bits |= want
-      g.expiresAtMs = expiresAtMs
-      g.revoking &= ~want
+      // A grant being revoked is not renewed: the revoke's deadline stands (and
+      // the revoke stays pending), or a holder that ignores revokes but renews
+      // its lease in time would keep the waiters out forever.
+      if (g.revoking === 0) g.expiresAtMs = expiresAtMs
       this.stats.grants++
       return { ...g }
     }

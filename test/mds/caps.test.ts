@@ -47,6 +47,24 @@ test('a lease bounds the wait: the holder that ignores the revoke loses its gran
   assert.equal(table.stats.forcedExpiries, 1)
 })
 
+test('a holder that ignores the revoke but keeps renewing its lease still loses it when the lease runs out', async () => {
+  const { table } = setup()
+  const policy = parseCapPolicy('lease=150')
+  await table.acquire(8, 1, CAP_CACHE | CAP_BUFFER, policy)
+  const t0 = performance.now()
+  let renewals = 0
+  const renew = setInterval(() => { renewals++; table.acquire(8, 1, CAP_CACHE | CAP_BUFFER, policy).catch(() => {}) }, 50)
+  try {
+    await table.acquire(8, 2, CAP_CACHE, policy)
+  } finally {
+    clearInterval(renew)
+  }
+  const waited = performance.now() - t0
+  assert.ok(renewals >= 2, `renewed ${renewals} times`)
+  assert.ok(waited >= 120 && waited < 1000, `waited ${waited} ms`)
+  assert.equal(table.held(8, 2), CAP_CACHE)
+})
+
 test('best-effort waits for the holder; eviction of the holder frees the waiter', async () => {
   const { table, open } = setup()
   await table.acquire(5, 1, CAP_BUFFER, BEST)
