@@ -50,7 +50,15 @@ export class CudeleServer {
     })
     this.mds.journal.watcher = {
       // Every request applied so far has its events in this batch or an earlier one.
-      submitted: () => this.sessions.all().filter(s => s.appliedTid > s.safeTid).map(s => [s, s.appliedTid] as const),
+      submitted: () => {
+        const token: Array<readonly [Session, number]> = this.sessions.all().filter(s => s.appliedTid > s.safeTid).map(s => [s, s.appliedTid] as const)
+        // So has the request being carried out, if it submits its own batch
+        // (data.commit): it is not applied yet, and no later batch may come.
+        const cur = this.mds.currentRequest
+        const s = cur ? this.sessions.all().find(x => x.name === cur.client) : undefined
+        if (cur && s) token.push([s, cur.tid])
+        return token
+      },
       committed: token => {
         for (const [s, tid] of token as Array<readonly [Session, number]>) this.markSafe(s, tid)
       }
