@@ -1,0 +1,402 @@
+// The store-side runtime of object classes (Malacology §4.2): installs class
+// scripts through the monitor, follows the classmap, and runs methods
+// against objects with atomic effects.
+//
+//   const rt = new ClassRuntime(store, monitor, luaPool)
+//   await rt.install('counter', source, { name: 'cli' })           // → 1
+//   await rt.call('data', 'hits', 'counter.incr', '{"by": 2}')      // → { output: '2', ... }
+//
+// A call, end to end:
+//   1. call() pins the class version current right now: the whole call runs
+//      on it, retries included, even if an upgrade lands meanwhile;
+//   2. it waits in its object's queue (queues.ts); a batch takes whole runs
+//      of calls per object and goes to one Lua worker as one group;
+//   3. the worker runs each method against a snapshot plus the chain of the
+//      batch's earlier calls on that object, buffering writes (host.ts);
+//   4. back here, every write of the batch goes to the store in ONE submit,
+//      each object's first write guarded by the version its snapshot saw
+//      (assertVersion, or create-exclusive for an object that was absent);
+//   5. the calls resolve once that commit is done. If a guard failed
+//      (someone outside the runtime changed an object), the batch's calls run
+//      again, each alone, up to maxAttempts; a Lua error or a blown budget
+//      applies nothing and rejects only its own call.
+//
+// Upgrades: install() writes classes/<name>.<version> (create exclusive, so
+// a version number means one source forever), then proposes the classmap
+// change. The monitor pushes the new epoch to every subscriber before the
+// proposal resolves, and our subscriber switches synchronously, so every call
+// that starts after install() resolved runs the new version; calls already
+// started finish on the version they pinned.
+
+import { createHash } from 'crypto'
+import path from 'path'
+import { ErrnoName, FsError } from '../../common/errors'
+import { LuaCall, LuaError, LuaOutcome, LuaPool, LuaScript } from '../../lua'
+import type { JsonValue, MapState, MonitorApi, Proposer } from '../../mon/types'
+import { DB_FILE } from '../sqlite/schema'
+import { LocalReads, ObjectStore, ObjectWrite, StoreError } from '../types'
+import {
+  badClassName, CLASS_POOL, ClassEntry, classObjectName, CLASSMAP, isMethodName, MAX_CLASS_SOURCE_BYTES, parseClassmap
+} from './classmap'
+import type { ClassCallCtx, ClassCallEffects, ClassHostOptions } from './host'
+import { ObjectQueues, Queued } from './queues'
+
+/** The store a runtime needs: the interface, synchronous reads, and where its database lives (for the workers). */
+export type ClassStore = ObjectStore & LocalReads & { readonly dir: string }
+
+export interface ClassRuntimeOptions {
+  /** Commit method effects durably (fsync) before a call resolves. Default false: committed, survives a crash of the process. */
+  durable?: boolean
+  /** Runs of one call before it fails with ECANCELED because its object kept changing. Default 10. */
+  maxAttempts?: number
+  /** Calls per batch (one worker message, one store submit). Default 256. */
+  maxCallsPerBatch?: number
+  /** Calls of one object per batch. Default 64. */
+  maxCallsPerObject?: number
+  /** Largest method input. Default 4 MiB. */
+  maxInputBytes?: number
+  /** Time and instruction budget of one method call (memory is the pool's, per sandbox). Default: the pool's. */
+  limits?: { timeMs?: number, instructions?: number }
+}
+
+export interface ClassInfo {
+  name: string
+  version: number
+  object: string
+  sha256: string
+  methods: string[]
+  /** Set when this runtime cannot use the installed version (its script object is missing or does not match). */
+  error?: string
+}
+
+export interface ClassCallResult {
+  /** What the method returned (a table comes back as JSON; nothing as an empty buffer). */
+  output: Buffer
+  /** The class version the call ran on. */
+  classVersion: number
+  /** The object's version after the call's write; undefined when the call wrote nothing. */
+  objectVersion?: number | null
+  /** Runs it took (1 unless a conflict made it run again). */
+  attempts: number
+}
+
+interface LoadedClass {
+  name: string
+  entry: ClassEntry
+  script: LuaScript | null
+  methods: Set<string>
+  error: string | null
+}
+
+interface PendingCall extends Queued {
+  pool: string
+  object: string
+  cls: LoadedClass
+  method: string
+  input: string | Uint8Array
+  durable: boolean
+  attempts: number
+  resolve: (r: ClassCallResult) => void
+  reject: (e: Error) => void
+}
+
+const CONFLICTS = new Set(['ECANCELED', 'EEXIST', 'ENOENT'])
+
+export class ClassRuntime {
+  private readonly classes = new Map<string, LoadedClass>()
+  private readonly queues: ObjectQueues<PendingCall>
+  private readonly hostId: string
+  private readonly opts: Required<Omit<ClassRuntimeOptions, 'limits'>>
+  private readonly unsubscribe: () => void
+  private readonly knownPools = new Set<string>()
+  private classmapEpoch = 0
+  /** Batches in a worker now (at most the pool's size, so batches stay full). */
+  private running = 0
+  /** Batches in a worker or committing. */
+  private active = 0
+  private installs: Promise<unknown> = Promise.resolve()
+  private closing = false
+  private idleWaiters: Array<() => void> = []
+
+  constructor (private readonly store: ClassStore, private readonly monitor: MonitorApi, private readonly lua: LuaPool, options: ClassRuntimeOptions = {}) {
+    this.opts = {
+      durable: options.durable ?? false,
+      maxAttempts: options.maxAttempts ?? 10,
+      maxCallsPerBatch: options.maxCallsPerBatch ?? 256,
+      maxCallsPerObject: options.maxCallsPerObject ?? 64,
+      maxInputBytes: options.maxInputBytes ?? 4 * 1024 * 1024
+    }
+    this.queues = new ObjectQueues(this.opts.maxCallsPerBatch, this.opts.maxCallsPerObject)
+    this.hostId = `cls:${store.dir}`
+    if (!lua.hasHost(this.hostId)) {
+      const hostOptions: ClassHostOptions = { dbPath: path.join(store.dir, DB_FILE) }
+      lua.registerHost(this.hostId, { module: path.join(__dirname, 'host.js'), options: hostOptions }, options.limits)
+    }
+    this.unsubscribe = monitor.subscribe(CLASSMAP, 0, state => this.onClassmap(state))
+  }
+
+  // ---- install / list ----
+
+  /**
+   * Install a new version of a class: check it (it must compile, its top
+   * level must run within budget, and it must return a table of methods),
+   * store it as classes/<name>.<version>, then commit the classmap change.
+   * Resolves with the version once every subscriber has it.
+   */
+  async install (name: string, source: string, by: Proposer): Promise<number> {
+    const bad = badClassName(name)
+    if (bad !== null) throw new FsError('EINVAL', bad)
+    if (typeof source !== 'string') throw new FsError('EINVAL', `class ${name}: the source must be a string`)
+    const data = Buffer.from(source, 'utf8')
+    if (data.length > MAX_CLASS_SOURCE_BYTES) throw new FsError('EFBIG', `class ${name}: the script is ${data.length} bytes, more than ${MAX_CLASS_SOURCE_BYTES}`)
+    const chunkname = `${name}.lua`
+    let exports
+    try {
+      exports = await this.lua.inspect({ name: chunkname, version: 'install', source }, this.hostId)
+    } catch (err) {
+      if (err instanceof LuaError && (err.kind === 'syntax' || err.kind === 'runtime' || err.kind === 'missing')) {
+        throw new LuaError('syntax', err.reason, { errno: 'EINVAL', script: chunkname })
+      }
+      throw err
+    }
+    if (!exports.returnedTable) {
+      throw new LuaError('syntax', `${chunkname}: a class script must return a table of its methods (return { incr = incr, ... })`, { errno: 'EINVAL' })
+    }
+    const methods = exports.functions.filter(isMethodName)
+    if (methods.length === 0) throw new LuaError('syntax', `${chunkname}: the returned table holds no methods (functions with names like incr or get_all)`, { errno: 'EINVAL' })
+    const sha256 = createHash('sha256').update(data).digest('hex')
+    const run = this.installs.then(async () => await this.commitInstall(name, data, sha256, methods, by))
+    this.installs = run.catch(() => {})
+    return await run
+  }
+
+  private async commitInstall (name: string, data: Buffer, sha256: string, methods: string[], by: Proposer): Promise<number> {
+    await this.ensurePool(CLASS_POOL, true)
+    for (let attempt = 1; ; attempt++) {
+      const current = parseClassmap(this.monitor.get(CLASSMAP).value).classes.get(name)?.version ?? 0
+      let version = current + 1
+      // An object past the current version is left over from an install that
+      // never reached the map (or one racing us): never overwrite, take the next number.
+      for (;;) {
+        try {
+          await this.store.submit([{
+            pool: CLASS_POOL,
+            name: classObjectName(name, version),
+            ops: [{ op: 'create', exclusive: true }, { op: 'writeFull', data: Buffer.from(data) }, { op: 'setXattr', name: 'sha256', value: Buffer.from(sha256) }]
+          }], { durable: true })
+          break
+        } catch (err) {
+          if ((err as StoreError).errno !== 'EEXIST' || version > current + 1000) throw err
+          version++
+        }
+      }
+      const entry: ClassEntry = { version, object: classObjectName(name, version), sha256, methods }
+      try {
+        const state = await this.monitor.propose(CLASSMAP, cur => {
+          const value = (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) ? cur : {}
+          const have = parseClassmap(value).classes.get(name)?.version ?? 0
+          if (have >= version) throw new FsError('EAGAIN', `class ${name}: version ${have} was installed meanwhile`)
+          value[name] = entry as unknown as JsonValue
+          return value
+        }, by)
+        // Subscribers heard of the epoch before propose resolved; this covers a monitor that tells them later.
+        if (state.epoch > this.classmapEpoch) this.onClassmap(state)
+        return version
+      } catch (err) {
+        if ((err as FsError).code === 'EAGAIN' && attempt < 5) continue
+        throw err
+      }
+    }
+  }
+
+  /** The classes this runtime serves, by name. */
+  list (): ClassInfo[] {
+    return [...this.classes.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map(c => ({ name: c.name, ...c.entry, methods: [...c.entry.methods], ...(c.error !== null ? { error: c.error } : {}) }))
+  }
+
+  private onClassmap (state: MapState): void {
+    if (state.epoch <= this.classmapEpoch) return
+    this.classmapEpoch = state.epoch
+    const { classes, bad } = parseClassmap(state.value)
+    for (const name of bad) this.monitor.log('warn', 'cls', `classmap epoch ${state.epoch}: entry ${name} is malformed and ignored`)
+    for (const name of [...this.classes.keys()]) if (!classes.has(name)) this.classes.delete(name)
+    for (const [name, entry] of classes) {
+      const have = this.classes.get(name)
+      if (have !== undefined && have.entry.version === entry.version && have.entry.sha256 === entry.sha256) continue
+      this.classes.set(name, this.loadClass(name, entry))
+    }
+  }
+
+  /** Read a class's script from the classes pool (synchronously: a subscriber switches before the proposal resolves). */
+  private loadClass (name: string, entry: ClassEntry): LoadedClass {
+    const cls: LoadedClass = { name, entry, script: null, methods: new Set(entry.methods), error: null }
+    try {
+      const bytes = this.store.readSync(CLASS_POOL, entry.object, 0, MAX_CLASS_SOURCE_BYTES + 1)
+      if (bytes === null) {
+        cls.error = `its script object ${CLASS_POOL}/${entry.object} is missing`
+      } else if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) {
+        cls.error = `its script object ${CLASS_POOL}/${entry.object} does not match the classmap's sha256`
+      } else {
+        cls.script = { name: `${name}.lua`, version: entry.version, source: Buffer.from(bytes).toString('utf8') }
+      }
+    } catch (err) {
+      cls.error = `its script object ${CLASS_POOL}/${entry.object} cannot be read: ${(err as Error).message}`
+    }
+    if (cls.error !== null) this.monitor.log('error', 'cls', `class ${name} v${entry.version} cannot be used: ${cls.error}`)
+    return cls
+  }
+
+  // ---- calls ----
+
+  /**
+   * Run method ('class.method') against pool/object with input. Resolves once
+   * its effects are committed; rejects with a LuaError (EIO with script and
+   * line, ETIMEDOUT, ENOMEM, ...) or an FsError (ENOENT: no such class,
+   * method or pool; ECANCELED: conflicts beyond maxAttempts), having applied
+   * nothing.
+   */
+  async call (pool: string, object: string, method: string, input: string | Uint8Array = '', opts: { durable?: boolean } = {}): Promise<ClassCallResult> {
+    if (this.closing) throw new FsError('ECANCELED', 'the class runtime is closed')
+    if (typeof pool !== 'string' || pool === '') throw new FsError('EINVAL', 'a class call needs a pool name')
+    if (typeof object !== 'string' || object === '') throw new FsError('EINVAL', 'a class call needs an object name')
+    const dot = typeof method === 'string' ? method.indexOf('.') : -1
+    if (dot <= 0) throw new FsError('EINVAL', `method ${JSON.stringify(method)} must be written class.method`)
+    const className = method.slice(0, dot)
+    const fn = method.slice(dot + 1)
+    const cls = this.classes.get(className)
+    if (cls === undefined) throw new FsError('ENOENT', `no class ${className} is installed`)
+    if (cls.script === null) throw new FsError('EIO', `class ${className} v${cls.entry.version} cannot be used: ${cls.error ?? 'no script'}`)
+    if (!cls.methods.has(fn)) throw new FsError('ENOENT', `class ${className} v${cls.entry.version} has no method ${fn} (it has ${cls.entry.methods.join(', ')})`)
+    const size = typeof input === 'string' ? Buffer.byteLength(input) : input?.byteLength
+    if (typeof size !== 'number') throw new FsError('EINVAL', 'a method input must be a string or bytes')
+    if (size > this.opts.maxInputBytes) throw new FsError('E2BIG', `the input is ${size} bytes, more than ${this.opts.maxInputBytes}`)
+    if (!this.knownPools.has(pool)) await this.ensurePool(pool, false)
+    return await new Promise<ClassCallResult>((resolve, reject) => {
+      this.queues.add({
+        key: `${pool}\u0000${object}`, solo: false, pool, object, cls, method: fn, input,
+        durable: opts.durable ?? this.opts.durable, attempts: 0, resolve, reject
+      })
+      this.pump()
+    })
+  }
+
+  private async ensurePool (pool: string, create: boolean): Promise<void> {
+    if (create) await this.store.createPool(pool)
+    for (const p of await this.store.listPools()) this.knownPools.add(p)
+    if (!this.knownPools.has(pool)) throw new FsError('ENOENT', `pool ${pool} does not exist`)
+  }
+
+  private pump (): void {
+    while (this.running < this.lua.size && this.queues.hasReady) {
+      const batch = this.queues.take()
+      if (batch.length === 0) break
+      this.running++
+      this.active++
+      this.runBatch(batch).catch(err => {
+        // Not reachable by a script's fault; fail the calls rather than leave them hanging.
+        for (const c of batch) c.reject(err as Error)
+      })
+    }
+  }
+
+  private async runBatch (batch: PendingCall[]): Promise<void> {
+    const calls: LuaCall[] = batch.map(c => ({
+      script: c.cls.script as LuaScript,
+      fn: c.method,
+      input: c.input,
+      ctx: { pool: c.pool, object: c.object } satisfies ClassCallCtx
+    }))
+    let outcomes: LuaOutcome[]
+    try {
+      outcomes = await this.lua.runGroup(this.hostId, calls)
+    } catch (err) {
+      outcomes = calls.map(() => ({ ok: false, error: err as LuaError, rerun: false }))
+    } finally {
+      this.running--
+    }
+    // Other objects' batches may run while this one commits.
+    this.pump()
+    try {
+      await this.commit(batch, outcomes)
+    } finally {
+      this.queues.release(new Set(batch.map(c => c.key)))
+      this.active--
+      this.pump()
+      if (this.active === 0 && this.queues.pending === 0) for (const w of this.idleWaiters.splice(0)) w()
+    }
+  }
+
+  private async commit (batch: PendingCall[], outcomes: LuaOutcome[]): Promise<void> {
+    const writes: ObjectWrite[] = []
+    const again: PendingCall[] = []
+    const settled: Array<[PendingCall, LuaOutcome]> = []
+    let durable = false
+    batch.forEach((c, i) => {
+      const o = outcomes[i]
+      c.attempts++
+      if (!o.ok && o.rerun) { again.push(c); return }
+      settled.push([c, o])
+      const ops = (o.host as ClassCallEffects | undefined)?.ops
+      if (o.ok && ops !== undefined) {
+        writes.push({ pool: c.pool, name: c.object, ops })
+        durable ||= c.durable
+      }
+    })
+    let failure: StoreError | null = null
+    if (writes.length > 0) {
+      try {
+        await this.store.submit(writes, { durable })
+      } catch (err) {
+        failure = err instanceof StoreError ? err : new StoreError('EIO', (err as Error).message)
+      }
+    }
+    if (failure === null) {
+      for (const [c, o] of settled) this.finish(c, o)
+    } else if (CONFLICTS.has(failure.errno) || settled.length > 1) {
+      // A conflict, or a failure that may belong to one call of several: run them again, each alone.
+      for (const [c] of settled) {
+        if (c.attempts >= this.opts.maxAttempts) {
+          c.reject(new FsError(CONFLICTS.has(failure.errno) ? 'ECANCELED' : failure.errno as ErrnoName,
+            `${c.cls.name}.${c.method} on ${c.pool}/${c.object}: gave up after ${c.attempts} attempts (last: ${failure.message})`))
+        } else {
+          c.solo = true
+          again.push(c)
+        }
+      }
+    } else {
+      const [c] = settled[0]
+      c.reject(new FsError(failure.errno as ErrnoName, `${c.cls.name}.${c.method} on ${c.pool}/${c.object}: ${failure.message}`))
+    }
+    again.sort((a, b) => batch.indexOf(a) - batch.indexOf(b))
+    for (const c of again) {
+      if (c.attempts >= this.opts.maxAttempts + 3) c.reject(new FsError('EIO', `${c.cls.name}.${c.method} on ${c.pool}/${c.object}: could not be run after ${c.attempts} attempts`))
+    }
+    this.queues.putBack(again.filter(c => c.attempts < this.opts.maxAttempts + 3))
+  }
+
+  private finish (c: PendingCall, o: LuaOutcome): void {
+    const effects = o.host as ClassCallEffects | undefined
+    if (effects?.logs !== undefined) {
+      for (const line of effects.logs) this.monitor.log('info', `cls.${c.cls.name}`, `${c.pool}/${c.object}: ${line}`)
+    }
+    if (o.ok) {
+      const r: ClassCallResult = { output: o.output, classVersion: c.cls.entry.version, attempts: c.attempts }
+      if (effects?.ops !== undefined) r.objectVersion = effects.version ?? null
+      c.resolve(r)
+    } else {
+      c.reject(o.error)
+    }
+  }
+
+  /** Stop taking calls, let the accepted ones finish, stop following the classmap. The pool stays open (it is the caller's). */
+  async close (): Promise<void> {
+    this.closing = true
+    this.unsubscribe()
+    if (this.active > 0 || this.queues.pending > 0) {
+      await new Promise<void>(resolve => this.idleWaiters.push(resolve))
+    }
+    await this.installs
+  }
+}
