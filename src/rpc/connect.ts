@@ -31,33 +31,38 @@ export function connect (addr: string | Address, opts: ConnectOptions = {}): Pro
   const timeoutMs = opts.timeoutMs ?? 10_000
   return new Promise((resolve, reject) => {
     let settled = false
+    let conn: RpcConnection | undefined
     const socket = a.kind === 'unix' ? net.connect({ path: a.path }) : net.connect({ host: a.host, port: a.port })
-    const finish = (err: Error | null, conn?: RpcConnection): void => {
+    const finish = (err: Error | null): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      if (err !== null) {
-        socket.destroy()
-        reject(err)
-      } else {
+      if (err === null) {
         resolve(conn as RpcConnection)
+        return
       }
+      // Once the connection exists it owns the socket (and may still be sending a goodbye).
+      if (conn === undefined) socket.destroy()
+      reject(err)
     }
     const timer = setTimeout(() => {
       finish(new FsError('ETIMEDOUT', `connecting to ${where} timed out after ${timeoutMs} ms`))
+      conn?.close(`no welcome within ${timeoutMs} ms`)
     }, timeoutMs)
     const onError = (err: NodeJS.ErrnoException): void => finish(connectError(err, where))
     socket.once('error', onError)
     socket.once('connect', () => {
       socket.off('error', onError)
-      const conn: RpcConnection = new RpcConnection(socket, 'client', where, opts, undefined, err => {
-        if (err === null) finish(null, conn)
+      const c = new RpcConnection(socket, 'client', where, opts, undefined, err => {
+        if (err === null) finish(null)
         else finish(new FsError((err as FsError).code ?? 'EIO', `cannot connect to ${where}: ${stripCode(err)}`))
       })
+      conn = c
       try {
-        opts.setup?.(conn)
+        opts.setup?.(c)
       } catch (err) {
         finish(err as Error)
+        c.close('setup failed')
       }
     })
   })

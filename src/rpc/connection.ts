@@ -616,36 +616,52 @@ export class RpcConnection extends EventEmitter {
 
   private readonly flush = (): void => {
     this.flushPending = false
-    if (this.w.length === 0) return
-    const chunk = this.w.take()
-    if (this.socket.destroyed || this.socket.writableEnded) return
-    this.writes++
-    this.bytesSent += chunk.length
-    this.socket.write(chunk)
+    while (this.w.length > 0) {
+      const chunk = this.w.take()
+      if (this.socket.destroyed || this.socket.writableEnded) return
+      this.writes++
+      this.bytesSent += chunk.length
+      // false: the socket holds more than its high-water mark; 'drain' carries on.
+      if (!this.socket.write(chunk)) return
+      // The kernel took it all at once: nothing will drain, so carry on here.
+      if (!this.pumpDeferred()) break
+    }
+    this.wakeWriters()
   }
 
   private readonly onDrain = (): void => {
+    this.pumpDeferred()
+    this.flush()
+  }
+
+  /** Encode waiting frames while the queue is under its bound; true if any were. */
+  private pumpDeferred (): boolean {
+    let any = false
     while (this.deferHead < this.deferred.length && this.queuedBytes() < this.maxQueued && this.state !== 'closed') {
       const d = this.deferred[this.deferHead] as Deferred
       this.deferred[this.deferHead++] = undefined
       // A call that timed out while waiting is not worth sending.
       if (d.type === FrameType.REQUEST && !this.pending.has(d.id)) continue
       this.encode(d.type, d.id, d.s, d.v, false)
+      any = true
     }
     if (this.deferHead === this.deferred.length) {
-      this.deferred = []
-      this.deferHead = 0
+      if (this.deferHead > 0) {
+        this.deferred = []
+        this.deferHead = 0
+      }
     } else if (this.deferHead > 1024 && this.deferHead > this.deferred.length >> 1) {
       this.deferred = this.deferred.slice(this.deferHead)
       this.deferHead = 0
     }
-    // The socket is empty now: don't leave it idle until the next turn.
-    this.flush()
-    if (this.writable && this.writableWaiters.length > 0) {
-      const waiters = this.writableWaiters
-      this.writableWaiters = []
-      for (const x of waiters) x.resolve()
-    }
+    return any
+  }
+
+  private wakeWriters (): void {
+    if (this.writableWaiters.length === 0 || !this.writable) return
+    const waiters = this.writableWaiters
+    this.writableWaiters = []
+    for (const x of waiters) x.resolve()
   }
 
   // ---- reading control and heartbeat ------------------------------------

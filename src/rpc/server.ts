@@ -10,6 +10,7 @@
 import { EventEmitter } from 'events'
 import fs from 'fs'
 import net from 'net'
+import nodePath from 'path'
 import { FsError } from '../common/errors'
 import { Address, formatAddress, isLoopbackHost, toAddress } from './address'
 import { ConnectionOptions, RpcConnection } from './connection'
@@ -85,7 +86,12 @@ export class RpcServer extends EventEmitter {
     if (a.kind === 'tcp' && this.opts.allowRemote !== true && !(await isLoopbackHost(a.host))) {
       throw new FsError('EACCES', `refusing to listen on ${where}: it is not a loopback address, and the RPC protocol has no authentication or encryption; allow remote listening explicitly to do it anyway`)
     }
-    if (a.kind === 'unix') await replaceStaleSocket(a.path)
+    if (a.kind === 'unix') {
+      // (libuv reports a missing directory as EACCES: say what it is.)
+      const dir = nodePath.dirname(a.path)
+      if (!fs.existsSync(dir)) throw new FsError('ENOENT', `cannot listen on ${where}: the directory ${dir} does not exist`)
+      await replaceStaleSocket(a.path)
+    }
 
     const server = net.createServer(socket => this.accept(socket, a))
     await new Promise<void>((resolve, reject) => {
@@ -156,7 +162,6 @@ function listenError (err: NodeJS.ErrnoException, where: string): FsError {
     case 'EADDRINUSE': return new FsError('EADDRINUSE', `cannot listen on ${where}: the address is in use by another process`)
     case 'EADDRNOTAVAIL': return new FsError('EADDRNOTAVAIL', `cannot listen on ${where}: no such address on this machine`)
     case 'EACCES': return new FsError('EACCES', `cannot listen on ${where}: permission denied`)
-    case 'ENOENT': return new FsError('ENOENT', `cannot listen on ${where}: the directory does not exist`)
     default: return new FsError(isErrnoName(err.code) ? err.code : 'EIO', `cannot listen on ${where}: ${err.message}`)
   }
 }
