@@ -59,7 +59,12 @@ export interface LuaPoolOptions {
   /** Worker threads. Default min(2, cores). */
   workers?: number
   limits?: Partial<LuaLimits>
-  /** How long past a call's time budget the watchdog waits before terminating its worker. Default max(100, timeMs / 2). */
+  /**
+   * How long past a call's time budget the watchdog waits before terminating
+   * its worker. Default max(250, timeMs): the hook stops any call that runs
+   * Lua code on time; the watchdog is for calls stuck in one C function, and
+   * must not fire early on a loaded machine where the worker thread waits for a CPU.
+   */
   graceMs?: number
   /** Calls sent to a worker in one message at most. Default 256. */
   maxCallsPerMessage?: number
@@ -128,7 +133,7 @@ export class LuaPool {
   constructor (opts: LuaPoolOptions = {}) {
     this.limits = resolveLimits(DEFAULT_LIMITS, opts.limits)
     this.size = Math.max(1, Math.floor(opts.workers ?? Math.min(2, os.availableParallelism())))
-    this.graceMs = opts.graceMs ?? Math.max(100, this.limits.timeMs / 2)
+    this.graceMs = opts.graceMs ?? Math.max(250, this.limits.timeMs)
     this.maxCalls = Math.max(1, opts.maxCallsPerMessage ?? 256)
     this.maxScripts = Math.max(1, opts.maxScriptsPerWorker ?? 64)
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn(i))

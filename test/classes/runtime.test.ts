@@ -163,8 +163,8 @@ test('concurrent calls lose no update: one object, many objects, and an outside 
     const writer = (async () => {
       while (!stop) {
         await w.store.submit([{ pool: 'data', name: 'shared', ops: [{ op: 'omapSet', entries: [[b('outside'), b(String(++outside))]] }] }], { durable: false })
-        // About a thousand outside writes a second: enough to collide with batches often.
-        await new Promise(resolve => setTimeout(resolve, 1))
+        // Hundreds of outside writes a second: enough to collide with batches often.
+        await new Promise(resolve => setTimeout(resolve, 2))
       }
     })()
     let calls
@@ -183,7 +183,7 @@ test('concurrent calls lose no update: one object, many objects, and an outside 
 test('an upgrade reaches the runtime through the monitor; later calls use it, started calls keep theirs', async () => {
   const w = await freshWorld('upgrade')
   try {
-    const v1 = 'return { which = function () return "v1" end, slow = function () local n = 0 for i = 1, 3e6 do n = n + 1 end return "v1" end }'
+    const v1 = 'return { which = function () return "v1" end, slow = function () local n = 0 for i = 1, 1e6 do n = n + 1 end return "v1" end }'
     const v2 = 'return { which = function () return "v2" end, slow = function () return "v2" end, extra = function () return "new" end }'
     await w.rt.install('ver', v1, BY)
     assert.equal(str((await w.rt.call('data', 'o', 'ver.which')).output), 'v1')

@@ -11,8 +11,16 @@ import { Fifo } from '../../lua/queue'
 
 export interface Queued {
   key: string
-  /** Run alone in its batch (after a conflict or a failed commit), so one bad object does not fail others. */
-  solo: boolean
+  /**
+   * How much company the call tolerates in its next batch:
+   *   'any'     the normal case;
+   *   'object'  only calls of its own object (after a conflict: one object's
+   *             conflict must not fail other objects' calls again, but its
+   *             own chain may stay together);
+   *   'none'    alone (after a commit failed for another reason, so the call
+   *             at fault fails by itself).
+   */
+  company: 'any' | 'object' | 'none'
 }
 
 interface ObjectQueue<C extends Queued> {
@@ -68,20 +76,20 @@ export class ObjectQueues<C extends Queued> {
       const q = this.ready.peek() as ObjectQueue<C>
       const head = q.calls.peek()
       if (head === undefined) { this.ready.shift(); q.listed = false; continue }
-      if (head.solo && batch.length > 0) break
+      if (head.company !== 'any' && batch.length > 0) break
       this.ready.shift()
       q.listed = false
       q.busy = true
       let n = 0
       while (n < this.maxPerObject && batch.length < this.maxPerBatch) {
         const c = q.calls.peek()
-        if (c === undefined || (c.solo && n > 0)) break
+        if (c === undefined || (n > 0 && c.company === 'none')) break
         batch.push(q.calls.shift() as C)
         this.waiting--
         n++
-        if (c.solo) break
+        if (c.company === 'none') break
       }
-      if (head.solo) break
+      if (head.company !== 'any') break
     }
     return batch
   }

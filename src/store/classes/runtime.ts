@@ -275,7 +275,7 @@ export class ClassRuntime {
     if (!this.knownPools.has(pool)) await this.ensurePool(pool, false)
     return await new Promise<ClassCallResult>((resolve, reject) => {
       this.queues.add({
-        key: `${pool}\u0000${object}`, solo: false, pool, object, cls, method: fn, input,
+        key: `${pool}\u0000${object}`, company: 'any', pool, object, cls, method: fn, input,
         durable: opts.durable ?? this.opts.durable, attempts: 0, resolve, reject
       })
       this.pump()
@@ -355,13 +355,16 @@ export class ClassRuntime {
     if (failure === null) {
       for (const [c, o] of settled) this.finish(c, o)
     } else if (CONFLICTS.has(failure.errno) || settled.length > 1) {
-      // A conflict, or a failure that may belong to one call of several: run them again, each alone.
+      // A conflict: run again, each object in a batch of its own (its chain
+      // together). Another failure that may belong to one call of several:
+      // run again, each call alone, so only the one at fault fails.
+      const conflict = CONFLICTS.has(failure.errno)
       for (const [c] of settled) {
         if (c.attempts >= this.opts.maxAttempts) {
-          c.reject(new FsError(CONFLICTS.has(failure.errno) ? 'ECANCELED' : failure.errno as ErrnoName,
+          c.reject(new FsError(conflict ? 'ECANCELED' : failure.errno as ErrnoName,
             `${c.cls.name}.${c.method} on ${c.pool}/${c.object}: gave up after ${c.attempts} attempts (last: ${failure.message})`))
         } else {
-          c.solo = true
+          c.company = conflict ? 'object' : 'none'
           again.push(c)
         }
       }
