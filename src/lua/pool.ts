@@ -128,6 +128,7 @@ export class LuaPool {
   /** A worker that dies before it is ready means the pool cannot work at all. */
   private broken: LuaError | null = null
   private startFailures = 0
+  private readyWaiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
   private readonly counts: LuaPoolStats = { calls: 0, messages: 0, workersReplaced: 0, reruns: 0, stolen: 0 }
 
   constructor (opts: LuaPoolOptions = {}) {
@@ -148,6 +149,16 @@ export class LuaPool {
     if (this.hosts.has(id)) throw new Error(`Lua host ${id} is already registered`)
     resolveLimits(this.limits, limits)
     this.hosts.set(id, { id, spec, limits })
+  }
+
+  /** Resolves once every worker has started (its sandbox is built); calls do not need to wait for this. */
+  async ready (): Promise<void> {
+    if (this.broken !== null) throw this.broken
+    if (this.slots.every(s => s.ready)) return
+    await new Promise<void>((resolve, reject) => {
+      this.readyWaiters.push({ resolve, reject })
+      this.updateRefs()
+    })
   }
 
   hasHost (id: string): boolean {
@@ -269,7 +280,9 @@ export class LuaPool {
       case 'ready':
         slot.ready = true
         this.startFailures = 0
+        if (this.slots.every(s => s.ready)) for (const w of this.readyWaiters.splice(0)) w.resolve()
         this.dispatch()
+        this.updateRefs()
         return
       case 'done': {
         const busy = slot.busy
@@ -302,7 +315,7 @@ export class LuaPool {
    * workers do while work waits for them; idle workers do not.
    */
   private updateRefs (): void {
-    const waiting = this.queue.length > 0
+    const waiting = this.queue.length > 0 || this.readyWaiters.length > 0
     for (const slot of this.slots) {
       if (slot.busy !== null || (waiting && !slot.ready)) slot.worker.ref()
       else slot.worker.unref()
@@ -319,6 +332,7 @@ export class LuaPool {
       if (++this.startFailures >= 3) {
         this.broken = new LuaError('crashed', `the Lua workers cannot start: ${why}`)
         for (const job of this.queue.drain()) failJob(job, this.broken, false)
+        for (const w of this.readyWaiters.splice(0)) w.reject(this.broken)
       }
     }
     if (busy !== null) {
