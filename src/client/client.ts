@@ -57,12 +57,24 @@ export class Client {
 
   // ---- attributes ----
 
+  /**
+   * Is this client's idea of a file's size the size? Yes while it holds BUFFER
+   * (nobody else may change the file) or has writes not yet committed; else
+   * another client may have written or truncated it, and the MDS knows best.
+   */
+  private sizeIsLocal (f: FileData): boolean {
+    return (f.caps & CAP_BUFFER) !== 0 || f.hasDirty || f.inflight.length > 0
+  }
+
   /** The MDS's attributes, with this client's unflushed size and mtime on top. */
   private withLocal (attr: Attr): Attr {
     const f = this.files.get(attr.ino)
     if (!f) return attr
     const out = { ...attr }
-    if (f.size !== attr.size) out.size = f.size
+    if (f.size !== attr.size) {
+      if (this.sizeIsLocal(f)) out.size = f.size
+      else f.size = attr.size
+    }
     if (f.mtime) {
       out.mtime = f.mtime
       // A metadata change after the last buffered write keeps its later ctime.
@@ -292,7 +304,9 @@ export class Client {
   async read (fh: number, offset: number, length: number): Promise<Buffer> {
     const h = this.handle(fh)
     const f = h.file ?? this.files.get(h.ino)
-    const size = f ? f.size : (await this.backend.getattr(h.ino)).size
+    let size = f ? f.size : (await this.backend.getattr(h.ino)).size
+    // Past the size known here, another client may have written more since.
+    if (f && offset + length > size && !this.sizeIsLocal(f)) size = (await this.getattr(h.ino)).size
     if (offset >= size || length === 0) return Buffer.alloc(0)
     const end = Math.min(size, offset + length)
     if (f) {
