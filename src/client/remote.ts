@@ -272,13 +272,19 @@ export class RemoteBackend implements ClientBackend {
 
   open (ino: Ino): Promise<Attr> { return this.openFile(ino, 0).then(r => r.attr) }
   async release (ino: Ino): Promise<void> {
-    const n = (this.opens.get(ino) ?? 0) - 1
-    if (n > 0) this.opens.set(ino, n)
-    else {
-      this.opens.delete(ino)
-      this.caps.delete(ino)
+    // The file counts as open until the server has the release: if the server
+    // restarts meanwhile, the new session reclaims it, and the release (sent
+    // again after the reconnect) finds it open there.
+    try {
+      await this.query('release', [ino])
+    } finally {
+      const n = (this.opens.get(ino) ?? 0) - 1
+      if (n > 0) this.opens.set(ino, n)
+      else {
+        this.opens.delete(ino)
+        this.caps.delete(ino)
+      }
     }
-    await this.query('release', [ino])
   }
 
   setattr (ino: Ino, change: SetAttr): Promise<Attr> { return this.mutate('setattr', [ino, change]) }
