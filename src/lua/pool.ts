@@ -99,6 +99,8 @@ interface Slot {
   scripts: Map<string, number>
   lastSeq: number
   lastMoveAt: number
+  /** Whether the worker keeps the process alive now (ref/unref cost a call into the runtime: change only on a change). */
+  reffed: boolean
 }
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.js')
@@ -265,7 +267,8 @@ export class LuaPool {
       hostsSent: new Set(),
       scripts: new Map(),
       lastSeq: 0,
-      lastMoveAt: 0
+      lastMoveAt: 0,
+      reffed: false
     }
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m))
     worker.on('error', err => this.lost(slot, `the Lua worker failed: ${err.message}`, 'crashed'))
@@ -317,7 +320,10 @@ export class LuaPool {
   private updateRefs (): void {
     const waiting = this.queue.length > 0 || this.readyWaiters.length > 0
     for (const slot of this.slots) {
-      if (slot.busy !== null || (waiting && !slot.ready)) slot.worker.ref()
+      const want = slot.busy !== null || (waiting && !slot.ready)
+      if (want === slot.reffed) continue
+      slot.reffed = want
+      if (want) slot.worker.ref()
       else slot.worker.unref()
     }
   }
@@ -443,7 +449,7 @@ export class LuaPool {
     Atomics.store(slot.progress, PROGRESS_NEXT_GROUP, msg.t === 'run' ? 0 : GROUPS_STOLEN)
     slot.lastSeq = Atomics.load(slot.progress, PROGRESS_SEQ)
     slot.lastMoveAt = Date.now()
-    slot.worker.ref()
+    if (!slot.reffed) { slot.reffed = true; slot.worker.ref() }
     slot.worker.postMessage(msg)
     this.armWatchdog()
   }

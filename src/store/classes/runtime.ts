@@ -88,7 +88,15 @@ interface LoadedClass {
   error: string | null
 }
 
+/** A batch that ran in a worker, with its outcomes. */
+interface Ran {
+  batch: PendingCall[]
+  outcomes: LuaOutcome[]
+}
+
 interface PendingCall extends Queued {
+  /** Order of arrival: calls put back after a conflict keep it. */
+  seq: number
   pool: string
   object: string
   cls: LoadedClass
@@ -101,6 +109,10 @@ interface PendingCall extends Queued {
 }
 
 const CONFLICTS = new Set(['ECANCELED', 'EEXIST', 'ENOENT'])
+/** A second batch runs beside the first only with this many calls waiting... */
+const PARALLEL_MIN_CALLS = 16
+/** ...or once the first has run this long. */
+const PARALLEL_AFTER_MS = 2
 
 export class ClassRuntime {
   private readonly classes = new Map<string, LoadedClass>()
@@ -110,10 +122,16 @@ export class ClassRuntime {
   private readonly unsubscribe: () => void
   private readonly knownPools = new Set<string>()
   private classmapEpoch = 0
-  /** Batches in a worker now (at most the pool's size, so batches stay full). */
-  private running = 0
+  /** Batches in a worker now, by id, with when they started (at most the pool's size). */
+  private readonly running = new Map<number, number>()
+  private batchSeq = 0
   /** Batches in a worker or committing. */
   private active = 0
+  /** Batches that ran and wait for the next commit. */
+  private readonly toCommit: Ran[] = []
+  private committing = false
+  private pumpTimer: { immediate: boolean, handle: NodeJS.Immediate | NodeJS.Timeout } | null = null
+  private callSeq = 0
   private installs: Promise<unknown> = Promise.resolve()
   private closing = false
   private idleWaiters: Array<() => void> = []
@@ -275,10 +293,10 @@ export class ClassRuntime {
     if (!this.knownPools.has(pool)) await this.ensurePool(pool, false)
     return await new Promise<ClassCallResult>((resolve, reject) => {
       this.queues.add({
-        key: `${pool}\u0000${object}`, company: 'any', pool, object, cls, method: fn, input,
+        key: `${pool}\u0000${object}`, seq: ++this.callSeq, company: 'any', pool, object, cls, method: fn, input,
         durable: opts.durable ?? this.opts.durable, attempts: 0, resolve, reject
       })
-      this.pump()
+      this.schedulePump()
     })
   }
 
@@ -288,20 +306,41 @@ export class ClassRuntime {
     if (!this.knownPools.has(pool)) throw new FsError('ENOENT', `pool ${pool} does not exist`)
   }
 
+  /** Pump after the current burst of calls has queued (they then share a batch). */
+  private schedulePump (delayMs = 0): void {
+    if (this.pumpTimer !== null) {
+      if (delayMs > 0) return
+      if (this.pumpTimer.immediate) return
+      clearTimeout(this.pumpTimer.handle as NodeJS.Timeout)
+    }
+    const run = (): void => { this.pumpTimer = null; this.pump() }
+    this.pumpTimer = delayMs === 0 ? { immediate: true, handle: setImmediate(run) } : { immediate: false, handle: setTimeout(run, delayMs) }
+  }
+
+  /**
+   * Start batches. A second worker gets a batch only when enough calls wait
+   * or the running batch is slow: splitting a few calls over two batches
+   * would double the messages and commits for nothing.
+   */
   private pump (): void {
-    while (this.running < this.lua.size && this.queues.hasReady) {
+    while (this.queues.hasReady && this.running.size < this.lua.size) {
+      if (this.running.size > 0 && this.queues.pending < PARALLEL_MIN_CALLS) {
+        const age = Date.now() - Math.min(...this.running.values())
+        if (age < PARALLEL_AFTER_MS) { this.schedulePump(PARALLEL_AFTER_MS - age); return }
+      }
       const batch = this.queues.take()
-      if (batch.length === 0) break
-      this.running++
+      if (batch.length === 0) return
+      const id = ++this.batchSeq
+      this.running.set(id, Date.now())
       this.active++
-      this.runBatch(batch).catch(err => {
+      this.runBatch(id, batch).catch(err => {
         // Not reachable by a script's fault; fail the calls rather than leave them hanging.
         for (const c of batch) c.reject(err as Error)
       })
     }
   }
 
-  private async runBatch (batch: PendingCall[]): Promise<void> {
+  private async runBatch (id: number, batch: PendingCall[]): Promise<void> {
     const calls: LuaCall[] = batch.map(c => ({
       script: c.cls.script as LuaScript,
       fn: c.method,
@@ -314,36 +353,53 @@ export class ClassRuntime {
     } catch (err) {
       outcomes = calls.map(() => ({ ok: false, error: err as LuaError, rerun: false }))
     } finally {
-      this.running--
+      this.running.delete(id)
     }
-    // Other objects' batches may run while this one commits.
+    this.toCommit.push({ batch, outcomes })
+    this.flushCommits()
+    // Other objects' calls may run while this batch commits.
     this.pump()
-    try {
-      await this.commit(batch, outcomes)
-    } finally {
-      this.queues.release(new Set(batch.map(c => c.key)))
-      this.active--
-      this.pump()
-      if (this.active === 0 && this.queues.pending === 0) for (const w of this.idleWaiters.splice(0)) w()
-    }
   }
 
-  private async commit (batch: PendingCall[], outcomes: LuaOutcome[]): Promise<void> {
+  /**
+   * Commit what ran: every batch waiting for its commit goes in ONE store
+   * submit (the runtime's own group commit: one message to the store's
+   * writer for many batches), one submit at a time.
+   */
+  private flushCommits (): void {
+    if (this.committing || this.toCommit.length === 0) return
+    this.committing = true
+    const ran = this.toCommit.splice(0)
+    this.commit(ran).catch(err => {
+      for (const r of ran) for (const c of r.batch) c.reject(err as Error)
+    }).finally(() => {
+      for (const r of ran) this.queues.release(new Set(r.batch.map(c => c.key)))
+      this.active -= ran.length
+      this.committing = false
+      this.flushCommits()
+      this.pump()
+      if (this.active === 0 && this.queues.pending === 0) for (const w of this.idleWaiters.splice(0)) w()
+    })
+  }
+
+  private async commit (ran: Ran[]): Promise<void> {
     const writes: ObjectWrite[] = []
     const again: PendingCall[] = []
     const settled: Array<[PendingCall, LuaOutcome]> = []
     let durable = false
-    batch.forEach((c, i) => {
-      const o = outcomes[i]
-      c.attempts++
-      if (!o.ok && o.rerun) { again.push(c); return }
-      settled.push([c, o])
-      const ops = (o.host as ClassCallEffects | undefined)?.ops
-      if (o.ok && ops !== undefined) {
-        writes.push({ pool: c.pool, name: c.object, ops })
-        durable ||= c.durable
-      }
-    })
+    for (const { batch, outcomes } of ran) {
+      batch.forEach((c, i) => {
+        const o = outcomes[i]
+        c.attempts++
+        if (!o.ok && o.rerun) { again.push(c); return }
+        settled.push([c, o])
+        const ops = (o.host as ClassCallEffects | undefined)?.ops
+        if (o.ok && ops !== undefined) {
+          writes.push({ pool: c.pool, name: c.object, ops })
+          durable ||= c.durable
+        }
+      })
+    }
     let failure: StoreError | null = null
     if (writes.length > 0) {
       try {
@@ -372,11 +428,14 @@ export class ClassRuntime {
       const [c] = settled[0]
       c.reject(new FsError(failure.errno as ErrnoName, `${c.cls.name}.${c.method} on ${c.pool}/${c.object}: ${failure.message}`))
     }
-    again.sort((a, b) => batch.indexOf(a) - batch.indexOf(b))
+    // Back to the front of their queues, in the order they were called.
+    again.sort((a, b) => a.seq - b.seq)
+    const keep: PendingCall[] = []
     for (const c of again) {
       if (c.attempts >= this.opts.maxAttempts + 3) c.reject(new FsError('EIO', `${c.cls.name}.${c.method} on ${c.pool}/${c.object}: could not be run after ${c.attempts} attempts`))
+      else keep.push(c)
     }
-    this.queues.putBack(again.filter(c => c.attempts < this.opts.maxAttempts + 3))
+    this.queues.putBack(keep)
   }
 
   private finish (c: PendingCall, o: LuaOutcome): void {
