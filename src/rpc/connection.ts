@@ -617,12 +617,23 @@ export class RpcConnection extends EventEmitter {
   private readonly flush = (): void => {
     this.flushPending = false
     while (this.w.length > 0) {
-      const chunk = this.w.take()
-      if (this.socket.destroyed || this.socket.writableEnded) return
+      const socket = this.socket
+      const bytes = this.w.length
+      const parts = this.w.takeAll()
+      if (socket.destroyed || socket.writableEnded) return
       this.writes++
-      this.bytesSent += chunk.length
+      this.bytesSent += bytes
+      let ok = true
+      if (parts.length === 1) {
+        ok = socket.write(parts[0])
+      } else {
+        // One writev for all of them. (The last write's answer covers them all.)
+        socket.cork()
+        for (const p of parts) ok = socket.write(p)
+        socket.uncork()
+      }
       // false: the socket holds more than its high-water mark; 'drain' carries on.
-      if (!this.socket.write(chunk)) return
+      if (!ok) return
       // The kernel took it all at once: nothing will drain, so carry on here.
       if (!this.pumpDeferred()) break
     }

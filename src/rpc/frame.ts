@@ -68,6 +68,7 @@ export class FrameError extends Error {
 /** Start a frame in w; returns its mark, for endFrame. */
 export function beginFrame (w: Writer, type: number, id: number, version = PROTOCOL_MAJOR): number {
   const mark = w.mark()
+  w.keepFrom = mark
   w.ensure(LENGTH_BYTES + 2 + 8)
   w.pos += LENGTH_BYTES
   w.buf[w.pos++] = version
@@ -86,7 +87,7 @@ export function endFrame (w: Writer, mark: number, maxFrame: number): number {
     w.rollback(mark)
     throw new FrameError('EMSGSIZE', `a frame of ${length} bytes exceeds the limit of ${maxFrame} bytes`)
   }
-  w.buf.writeUInt32BE(length, w.base + mark)
+  w.buf.writeUInt32BE(length, w.offset(mark))
   return length
 }
 

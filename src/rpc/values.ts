@@ -89,6 +89,12 @@ export class DecodeError extends RangeError {
   }
 }
 
+// Object keys repeat (every attribute record has the same ten): decoding
+// hands out the same string for the same short key, which saves building it
+// and lets V8 find the property by a string it has already internalized.
+const KEY_CACHE_MASK = 1023
+const keyCache: Array<string | undefined> = new Array(KEY_CACHE_MASK + 1)
+
 const f64 = new Float64Array(1)
 const f64Bytes = new Uint8Array(f64.buffer)
 
@@ -96,54 +102,86 @@ const f64Bytes = new Uint8Array(f64.buffer)
  * An append-only output buffer. Bytes before `base` have been handed out
  * (take()) and are never written again, so buffers handed to a socket stay
  * valid while the writer carries on after them.
+ *
+ * Positions (mark(), rollback(), offset()) count the bytes written since the
+ * last take(). When a value does not fit, grow() moves to a bigger buffer,
+ * but copies only what follows `keepFrom` (the frame being encoded): what
+ * came before is set aside as it is, so a burst of big frames is copied once,
+ * not again at every growth.
  */
 export class Writer {
   buf: Buffer
   pos = 0
   base = 0
+  /** Where the frame being encoded starts (a position): grow() keeps it in one piece. */
+  keepFrom = 0
+  private sealed: Buffer[] = []
+  private sealedBytes = 0
 
   constructor (initial = SLAB) {
     this.buf = Buffer.allocUnsafe(initial)
   }
 
   /** Bytes written since the last take(). */
-  get length (): number { return this.pos - this.base }
+  get length (): number { return this.sealedBytes + this.pos - this.base }
 
   ensure (n: number): void {
     if (this.pos + n > this.buf.length) this.grow(n)
   }
 
   private grow (n: number): void {
-    const live = this.pos - this.base
+    let from = this.base
+    if (this.keepFrom > this.sealedBytes) {
+      const cut = this.offset(this.keepFrom)
+      this.sealed.push(this.buf.subarray(this.base, cut))
+      this.sealedBytes += cut - this.base
+      from = cut
+    }
+    const live = this.pos - from
     const need = live + n
     const size = need <= SLAB / 2 ? SLAB : need + (need >>> 1)
     const next = Buffer.allocUnsafe(size)
-    this.buf.copy(next, 0, this.base, this.pos)
+    this.buf.copy(next, 0, from, this.pos)
     this.buf = next
     this.base = 0
     this.pos = live
   }
 
-  /** Hand out the bytes written since the last take(), without copying. */
+  /** Hand out the bytes written since the last take(), without copying (unless grow() split them). */
   take (): Buffer {
-    const out = this.buf.subarray(this.base, this.pos)
+    const parts = this.takeAll()
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts)
+  }
+
+  /** The bytes written since the last take(), in order, as one or more buffers. */
+  takeAll (): Buffer[] {
+    const parts = this.sealed
+    parts.push(this.buf.subarray(this.base, this.pos))
+    this.sealed = []
+    this.sealedBytes = 0
+    this.keepFrom = 0
     this.base = this.pos
     // Don't keep a huge buffer alive for small frames once it has been handed out.
     if (this.buf.length > 4 * SLAB && this.pos > SLAB) {
       this.buf = Buffer.allocUnsafe(SLAB)
       this.base = this.pos = 0
     }
-    return out
+    return parts
   }
 
-  /** Forget everything after position base + rel (rel as returned by mark()). */
-  rollback (rel: number): void {
-    this.pos = this.base + rel
-  }
-
-  /** The current position relative to base: survives grow(). */
+  /** The current position. */
   mark (): number {
-    return this.pos - this.base
+    return this.length
+  }
+
+  /** Forget everything written after position m (not before keepFrom). */
+  rollback (m: number): void {
+    this.pos = this.offset(m)
+  }
+
+  /** Where position m (not before keepFrom) is in buf. */
+  offset (m: number): number {
+    return this.base + m - this.sealedBytes
   }
 
   u8 (v: number): void {
@@ -472,12 +510,38 @@ export class Reader {
     return a
   }
 
+  /** An object key: short latin1 keys come from keyCache. */
+  private key (): string {
+    const tag = this.buf[this.pos]
+    if ((tag & 0xe0) !== T_FIXSTR || this.pos >= this.end) return this.string()
+    const n = tag & FIXSTR_MAX
+    const start = this.pos + 1
+    if (n > this.end - start) throw new DecodeError(`a length of ${n} runs past the end of the frame`)
+    const buf = this.buf
+    let h = n
+    for (let i = start; i < start + n; i++) h = (h * 31 + buf[i]) & KEY_CACHE_MASK
+    let s = keyCache[h]
+    let hit = s !== undefined && s.length === n
+    if (hit) {
+      for (let i = 0; i < n; i++) {
+        if ((s as string).charCodeAt(i) !== buf[start + i]) { hit = false; break }
+      }
+    }
+    if (!hit) {
+      s = ''
+      for (let i = start; i < start + n; i++) s += String.fromCharCode(buf[i])
+      keyCache[h] = s
+    }
+    this.pos = start + n
+    return s as string
+  }
+
   private object (n: number, depth: number): Record<string, unknown> {
     if (depth >= MAX_DEPTH) throw new DecodeError(`values nested deeper than ${MAX_DEPTH} levels`)
     if (2 * n > this.end - this.pos) throw new DecodeError(`an object of ${n} keys runs past the end of the frame`)
     const o: Record<string, unknown> = {}
     for (let i = 0; i < n; i++) {
-      const k = this.string()
+      const k = this.key()
       const v = this.read(depth + 1)
       // Plain assignment of '__proto__' would set the prototype instead of a key.
       if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })

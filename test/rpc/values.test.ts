@@ -5,7 +5,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { decodeValue, encodeValue } from '../../src/rpc'
-import { DecodeError, EncodeError, ZERO_COPY_MIN } from '../../src/rpc/values'
+import { beginFrame, encodeFrame, endFrame, FrameType } from '../../src/rpc/frame'
+import { DecodeError, EncodeError, Writer, ZERO_COPY_MIN } from '../../src/rpc/values'
 
 function roundTrip (v: unknown): unknown {
   return decodeValue(encodeValue(v))
@@ -252,4 +253,39 @@ test('hostile lengths and nesting are refused before allocating', () => {
   assert.throws(() => decodeValue(Buffer.from([0x1f])), /unknown value tag 0x1f/)
   assert.throws(() => decodeValue(Buffer.from([0x60])), /unknown value tag 0x60/)
   assert.throws(() => decodeValue(Buffer.from([0x00, 0x00])), /1 bytes left/)
+})
+
+test('object keys: thousands of distinct short keys (cache collisions) decode right', () => {
+  const o: Record<string, number> = {}
+  for (let i = 0; i < 5000; i++) o[`k${(i * 7919) % 100000}`] = i
+  for (let i = 0; i < 300; i++) o[String.fromCharCode(0x80 + (i % 128), i % 256, 0xff)] = -i
+  same(o)
+  same([o, o, { k1: 1, k2: 2 }])
+})
+
+test('a writer growing across many frames copies each once and rolls a failed frame back', () => {
+  const w = new Writer(1024)
+  const expect: Buffer[] = []
+  for (let i = 0; i < 40; i++) {
+    const big = Buffer.alloc(i % 3 === 0 ? 300_000 : 17, i)
+    const mark = beginFrame(w, FrameType.NOTIFY, i)
+    w.value(`m${i}`)
+    if (i % 5 === 4) {
+      // Fails after a big value grew the buffer: nothing of it may remain.
+      assert.throws(() => w.value([big, new Map()]), EncodeError)
+      w.rollback(mark)
+      continue
+    }
+    w.value([big])
+    endFrame(w, mark, 1 << 30)
+    expect.push(encodeFrame(FrameType.NOTIFY, i, x => { x.value(`m${i}`); x.value([big]) }))
+  }
+  const parts = w.takeAll()
+  assert.ok(parts.length > 1, 'big frames were set aside, not copied again')
+  assert.deepEqual(Buffer.concat(parts), Buffer.concat(expect))
+  assert.equal(w.length, 0)
+  const after = encodeFrame(FrameType.PING, 1)
+  const m = beginFrame(w, FrameType.PING, 1)
+  endFrame(w, m, 100)
+  assert.deepEqual(w.take(), after)
 })
