@@ -50,6 +50,13 @@ export function applyEvent (ns: Namespace, ev: Event): boolean {
     case EventType.Request:
       ns.completed.add(ev.client, ev.tid)
       return true
+    case EventType.Claim:
+      ns.claims.set({ root: ev.root, owner: ev.owner, inoStart: ev.inoStart, count: ev.count })
+      if (ev.count > 0) ns.inotable.bump(ev.inoStart + ev.count - 1)
+      return true
+    case EventType.Unclaim:
+      ns.claims.delete(ev.root)
+      return true
   }
 }
 

@@ -20,7 +20,9 @@ export const enum EventType {
   SetXattr = 6,
   RemoveXattr = 7,
   Purge = 8,
-  Request = 9
+  Request = 9,
+  Claim = 10,
+  Unclaim = 11
 }
 
 /** SetAttr mask bits: which fields the event sets. */
@@ -121,7 +123,24 @@ export interface RequestEvent {
   tid: number
 }
 
-export type Event = MknodEvent | LinkEvent | UnlinkEvent | RenameEvent | SetAttrEvent | SetXattrEvent | RemoveXattrEvent | PurgeEvent | RequestEvent
+/**
+ * A client decoupled a subtree (Cudele): it owns it and may create inodes
+ * numbered [inoStart, inoStart+count) there until it lets go.
+ */
+export interface ClaimEvent {
+  type: EventType.Claim
+  root: Ino
+  owner: string
+  inoStart: Ino
+  count: number
+}
+
+export interface UnclaimEvent {
+  type: EventType.Unclaim
+  root: Ino
+}
+
+export type Event = MknodEvent | LinkEvent | UnlinkEvent | RenameEvent | SetAttrEvent | SetXattrEvent | RemoveXattrEvent | PurgeEvent | RequestEvent | ClaimEvent | UnclaimEvent
 
 const ZERO: Timespec = { s: 0, ns: 0 }
 
@@ -177,6 +196,12 @@ export function encodeEvent (enc: Encoder, ev: Event): void {
     case EventType.Request:
       enc.str(ev.client).uint(ev.tid)
       break
+    case EventType.Claim:
+      enc.uint(ev.root).str(ev.owner).uint(ev.inoStart).uint(ev.count)
+      break
+    case EventType.Unclaim:
+      enc.uint(ev.root)
+      break
     default:
       throw new RangeError(`unknown event type ${(ev as Event).type}`)
   }
@@ -227,6 +252,12 @@ export function decodeEvent (d: Decoder): Event {
       const client = d.str()
       return { type, client, tid: d.uint() }
     }
+    case EventType.Claim: {
+      const root = d.uint(); const owner = d.str(); const inoStart = d.uint()
+      return { type, root, owner, inoStart, count: d.uint() }
+    }
+    case EventType.Unclaim:
+      return { type, root: d.uint() }
     default:
       throw new RangeError(`unknown event type ${type} at byte ${d.pos - 1}`)
   }
@@ -251,5 +282,7 @@ export function eventName (ev: Event): string {
     case EventType.RemoveXattr: return 'removexattr'
     case EventType.Purge: return 'purge'
     case EventType.Request: return 'request'
+    case EventType.Claim: return 'claim'
+    case EventType.Unclaim: return 'unclaim'
   }
 }

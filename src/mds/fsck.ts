@@ -23,7 +23,7 @@ import { encodeDentry } from './dentry'
 import { encodeInode, type Inode } from './inode'
 import {
   DATA_POOL, dirObject, FORMAT_OBJECT, INODES_PER_SHARD, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
-  METADATA_POOL, parseDataObject, parseJournalObject, SESSIONS_OBJECT, STRAY_OBJECT, STRIPE_BYTES
+  METADATA_POOL, parseDataObject, parseJournalObject, SESSIONS_OBJECT, STRAY_OBJECT, STRIPE_BYTES, CLAIMS_OBJECT
 } from './layout'
 import type { Mds } from './mds'
 import type { LocalStore } from './open'
@@ -44,6 +44,8 @@ export interface FsckReport {
   inodes: number
   dataObjects: number
   pendingRemoval: number
+  /** Data objects of files in decoupled subtrees, not merged yet. */
+  pendingMerge: number
   journalEvents: number
 }
 
@@ -57,7 +59,7 @@ export interface FsckOptions {
 export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions = {}): FsckReport {
   const cache = mds.ns.cache
   const problems: FsckProblem[] = []
-  const report: FsckReport = { problems, directories: 0, files: 0, inodes: 0, dataObjects: 0, pendingRemoval: 0, journalEvents: mds.journal.stats.replayed }
+  const report: FsckReport = { problems, directories: 0, files: 0, inodes: 0, dataObjects: 0, pendingRemoval: 0, pendingMerge: 0, journalEvents: mds.journal.stats.replayed }
   for (const p of mds.replayProblems) problems.push({ kind: 'journal', message: p, fix: [] })
 
   const root = cache.getInode(ROOT_INO)
@@ -177,6 +179,11 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
       const p = parseDataObject(name)
       const inode = p ? cache.getInode(p.ino) : null
       const remove: ObjectWrite = { pool: DATA_POOL, name, ops: [{ op: 'remove' }] }
+      if (p && !inode && mds.ns.claims.rangeOf(p.ino)) {
+        // Data of a file a decoupled client created and has not merged yet.
+        report.pendingMerge++
+        continue
+      }
       if (!p || !inode || !isReg(inode.mode)) {
         problems.push({ kind: 'orphan-data', message: `data object ${name} belongs to no regular file`, fix: [remove] })
         continue
@@ -197,7 +204,7 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
   }
 
   // Metadata objects cudele does not know.
-  const known = new Set([FORMAT_OBJECT, INOTABLE_OBJECT, JOURNAL_HEADER, STRAY_OBJECT, SESSIONS_OBJECT])
+  const known = new Set([FORMAT_OBJECT, INOTABLE_OBJECT, JOURNAL_HEADER, STRAY_OBJECT, SESSIONS_OBJECT, CLAIMS_OBJECT])
   after = undefined
   for (;;) {
     const names = store.listSync(METADATA_POOL, { after, limit: PAGE })

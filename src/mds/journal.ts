@@ -59,13 +59,26 @@ export class Journal {
   /** Sequence number of the last journal object handed to the store. */
   get lastSubmittedSeq (): number { return this.nextSeq - 1 }
 
+  /** While positive, appended events stay together (no eager flush splits them). */
+  private holding = 0
+
+  /** Append several events so that they land in the same journal object. */
+  together<T> (fn: () => T): T {
+    this.holding++
+    try {
+      return fn()
+    } finally {
+      this.holding--
+    }
+  }
+
   append (ev: Event): void {
     const before = this.enc.length
     encodeEvent(this.enc, ev)
     this.pending++
     this.stats.events++
     this.stats.bytes += this.enc.length - before
-    if (this.enc.length >= EAGER_FLUSH_BYTES) {
+    if (this.enc.length >= EAGER_FLUSH_BYTES && this.holding === 0) {
       this.submit([], false)
     } else if (!this.backgroundInflight && !this.scheduled) {
       this.scheduled = true

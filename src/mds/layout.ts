@@ -41,6 +41,8 @@ export const INOTABLE_OBJECT = 'mds0.inotable'
 export const STRAY_OBJECT = 'mds0.stray'
 /** Each client's completed requests (for replay after a restart): omap session name → floor and tids. */
 export const SESSIONS_OBJECT = 'mds0.sessions'
+/** Decoupled subtrees and their owners: omap root inode → owner and inode range. */
+export const CLAIMS_OBJECT = 'mds0.claims'
 /** Marks a formatted store: its payload says the format version. */
 export const FORMAT_OBJECT = 'cudele.format'
 // 2: timestamps' seconds are signed (zigzag) in inode records and events, so

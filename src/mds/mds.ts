@@ -31,6 +31,11 @@ export interface MdsOptions {
   trimDirtyEntries: number
   /** Trim at least this often while anything is dirty. */
   trimIntervalMs: number
+  /**
+   * false: never write to the metadata store (a decoupled client's private
+   * copy of its subtree: everything stays in memory and in the journal).
+   */
+  trimming?: boolean
 }
 
 export const DEFAULT_MDS_OPTIONS: MdsOptions = {
@@ -86,7 +91,7 @@ export class Mds implements MdsApi {
 
   /** Begin background work: purges left over from before, periodic trims. */
   start (opts: { purgeDelayMs?: number } = {}): void {
-    if (this.readOnly) return
+    if (this.readOnly || this.options.trimming === false) return
     if (opts.purgeDelayMs) {
       this.purgeNotBeforeMs = performance.now() + opts.purgeDelayMs
       setTimeout(() => this.kickPurge(), opts.purgeDelayMs).unref()
@@ -145,7 +150,7 @@ export class Mds implements MdsApi {
       this.journal.append(marker)
     }
     this.journal.append(ev)
-    if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight) this.trim().catch(() => {})
+    if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight && this.options.trimming !== false) this.trim().catch(() => {})
   }
 
   // ---- reads ----
@@ -173,6 +178,11 @@ export class Mds implements MdsApi {
     return attrOf(this.inode(ino))
   }
 
+  /** A directory's parent (the root is its own parent). */
+  parentOf (dir: Ino): Ino {
+    return this.dir(dir).parent
+  }
+
   readlink (ino: Ino): string {
     const inode = this.inode(ino)
     if ((inode.mode & S_IFMT) !== S_IFLNK) throw fsError('EINVAL', `inode ${ino} is not a symbolic link`)
@@ -182,7 +192,7 @@ export class Mds implements MdsApi {
   async readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> {
     this.dir(ino)
     // The listing reads the store; entries changed since the last trim must get there first.
-    if (this.ns.cache.hasUnstoredDentries(ino) && !this.readOnly) await this.trim()
+    if (this.ns.cache.hasUnstoredDentries(ino) && !this.readOnly && this.options.trimming !== false) await this.trim()
     return this.listDir(ino, after, limit)
   }
 
@@ -422,6 +432,58 @@ export class Mds implements MdsApi {
     this.mutate({ type: EventType.RemoveXattr, ino, name, time: now() })
   }
 
+  // ---- decoupled subtrees (Cudele) ----
+
+  /** Give `owner` the subtree at root, with `count` inode numbers set aside for it. */
+  claim (root: Ino, owner: string, count: number): { inoStart: Ino, count: number } {
+    this.dir(root)
+    const inoStart = this.ns.inotable.reserve(count)
+    this.mutate({ type: EventType.Claim, root, owner, inoStart, count })
+    return { inoStart, count }
+  }
+
+  unclaim (root: Ino): void {
+    if (this.ns.claims.byRoot.has(root)) this.mutate({ type: EventType.Unclaim, root })
+  }
+
+  /**
+   * Apply a client journal's events blindly (the decoupled client's updates
+   * win over what others did meanwhile). journal: also stream them into the
+   * MDS journal; otherwise they live in memory until the next trim.
+   */
+  applyClientEvents (events: Event[], journal: boolean): { applied: number, skipped: number } {
+    if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
+    for (const ev of events) {
+      if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge) {
+        throw fsError('EINVAL', `a client journal may not hold ${describe(ev)}`)
+      }
+    }
+    let applied = 0
+    let skipped = 0
+    const req = this.currentRequest
+    this.journal.together(() => {
+      if (req && journal) {
+        // The marker shares the journal object with the events it covers.
+        req.marked = true
+        const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
+        applyEvent(this.ns, marker)
+        this.journal.append(marker)
+      }
+      for (const ev of events) {
+        if (applyEvent(this.ns, ev)) {
+          applied++
+          if (journal) this.journal.append(ev)
+        } else {
+          skipped++
+        }
+      }
+    })
+    // Unjournaled events reach the store with the next trim, and so does the
+    // record that this request was done: the two stay together.
+    if (req && !journal) this.ns.completed.add(req.client, req.tid)
+    return { applied, skipped }
+  }
+
   // ---- open files and data ----
 
   open (ino: Ino): Attr {
@@ -469,7 +531,7 @@ export class Mds implements MdsApi {
 
   /** Write the namespace changes so far into the metadata store and drop their journal objects. */
   async trim (): Promise<void> {
-    if (this.readOnly) return
+    if (this.readOnly || this.options.trimming === false) return
     while (this.trimInflight) await this.trimInflight
     const cache = this.ns.cache
     const previousTrimmedSeq = this.journal.trimmedSeq
@@ -480,11 +542,13 @@ export class Mds implements MdsApi {
     const snapshot = cache.takeDirty()
     const strayChanges = this.ns.strays.takeChanges()
     const completedChanges = this.ns.completed.takeChanges()
+    const claimChanges = this.ns.claims.takeChanges()
     this.ns.inotable.dirty = false
     const batch = buildTrimBatch({
       snapshot,
       strayChanges,
       completedChanges,
+      claimChanges,
       nextIno: this.ns.inotable.next,
       previousTrimmedSeq,
       upToSeq,
@@ -497,6 +561,7 @@ export class Mds implements MdsApi {
         cache.flushFailed()
         this.ns.strays.restoreChanges(strayChanges)
         this.ns.completed.restoreChanges(completedChanges)
+        this.ns.claims.restoreChanges(claimChanges)
         this.ns.inotable.dirty = true
         this.journal.trimmedSeq = previousTrimmedSeq
         throw err
@@ -589,6 +654,8 @@ function describe (ev: Event): string {
     case EventType.RemoveXattr: return `removexattr ${ev.name} of inode ${ev.ino}`
     case EventType.Purge: return `purge of inode ${ev.ino}`
     case EventType.Request: return `request ${ev.tid} of client ${ev.client}`
+    case EventType.Claim: return `claim of subtree ${ev.root} by ${ev.owner}`
+    case EventType.Unclaim: return `release of subtree ${ev.root}`
   }
 }
 

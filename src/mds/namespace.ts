@@ -2,6 +2,7 @@
 // travel with it (inode allocator, stray set). Events are applied to it by
 // apply.ts; trims write its dirty parts to the store (trim.ts).
 
+import { fsError } from '../common/errors'
 import type { Inode } from './inode'
 import type { MetadataCache } from './cache'
 import type { Ino } from './types'
@@ -9,11 +10,28 @@ import type { Ino } from './types'
 /** Hands out inode numbers; the high-water mark survives restarts (it is written at trim). */
 export class InoTable {
   dirty = false
+  /**
+   * Numbers at or past this one are not ours to hand out (a decoupled client
+   * allocates only from the range its server set aside for it).
+   */
+  limit = Infinity
+  /** Why the limit exists, for the ENOSPC message. */
+  limitReason = ''
+
   constructor (public next: Ino) {}
 
   alloc (): Ino {
+    if (this.next >= this.limit) throw fsError('ENOSPC', this.limitReason || 'no inode numbers left')
     this.dirty = true
     return this.next++
+  }
+
+  /** Set aside `count` numbers (for a decoupled client); returns the first. */
+  reserve (count: number): Ino {
+    const first = this.next
+    this.next += count
+    this.dirty = true
+    return first
   }
 
   /** An event used ino (replay, or a range handed to a client): never hand it out again. */
@@ -115,6 +133,50 @@ export class CompletedRequests {
   get clients (): number { return this.byClient.size }
 }
 
+/** A decoupled subtree's owner and the inode numbers set aside for it. */
+export interface Claim {
+  root: Ino
+  owner: string
+  inoStart: Ino
+  count: number
+}
+
+/** Decoupled subtrees and who owns them; persisted at trim, rebuilt by replay. */
+export class ClaimTable {
+  readonly byRoot = new Map<Ino, Claim>()
+  private changed = new Set<Ino>()
+
+  set (c: Claim): void {
+    this.byRoot.set(c.root, c)
+    this.changed.add(c.root)
+  }
+
+  delete (root: Ino): void {
+    if (this.byRoot.delete(root)) this.changed.add(root)
+  }
+
+  load (c: Claim): void {
+    this.byRoot.set(c.root, c)
+  }
+
+  /** The claim whose inode range holds ino, if any. */
+  rangeOf (ino: Ino): Claim | undefined {
+    for (const c of this.byRoot.values()) if (ino >= c.inoStart && ino < c.inoStart + c.count) return c
+    return undefined
+  }
+
+  takeChanges (): Map<Ino, Claim | null> {
+    const out = new Map<Ino, Claim | null>()
+    for (const root of this.changed) out.set(root, this.byRoot.get(root) ?? null)
+    this.changed = new Set()
+    return out
+  }
+
+  restoreChanges (changes: Map<Ino, unknown>): void {
+    for (const root of changes.keys()) this.changed.add(root)
+  }
+}
+
 export interface NamespaceHooks {
   /** An inode lost its last link (it is a stray now). */
   linksGone (inode: Inode): void
@@ -126,6 +188,7 @@ export class Namespace {
     readonly inotable: InoTable,
     readonly strays: StraySet,
     readonly hooks: NamespaceHooks,
-    readonly completed: CompletedRequests = new CompletedRequests()
+    readonly completed: CompletedRequests = new CompletedRequests(),
+    readonly claims: ClaimTable = new ClaimTable()
   ) {}
 }

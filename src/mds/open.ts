@@ -9,7 +9,7 @@ import { encodeInode } from './inode'
 import { Journal, readJournal } from './journal'
 import {
   DATA_POOL, dirObject, FIRST_INO, FORMAT_OBJECT, FORMAT_VERSION, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
-  METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT
+  METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
 } from './layout'
 import { encodeInoTable, encodeJournalHeader } from './trim'
 import { ROOT_INO, S_IFDIR, type Ino } from './types'
@@ -82,6 +82,22 @@ export function readCompleted (store: LocalReads): Array<{ client: string, floor
   }
 }
 
+export function readClaims (store: LocalReads): Array<{ root: Ino, owner: string, inoStart: Ino, count: number }> {
+  const out: Array<{ root: Ino, owner: string, inoStart: Ino, count: number }> = []
+  let after: Uint8Array | undefined
+  for (;;) {
+    const rows = store.omapListSync(METADATA_POOL, CLAIMS_OBJECT, { after, limit: 1024 })
+    for (const r of rows) {
+      const d = new Decoder(r.value)
+      const owner = d.str()
+      const inoStart = d.uint()
+      out.push({ root: keyToU64(r.key), owner, inoStart, count: d.uint() })
+    }
+    if (rows.length < 1024) return out
+    after = rows[rows.length - 1].key
+  }
+}
+
 export function readStrays (store: LocalReads): Ino[] {
   const out: Ino[] = []
   let after: Uint8Array | undefined
@@ -111,6 +127,7 @@ export async function openMds (store: LocalStore, opts: OpenMdsOptions = {}): Pr
   const journal = new Journal(store, trimmedSeq + 1, trimmedSeq)
   const mds = new Mds(store, journal, nextIno, readStrays(store), opts.mds ?? DEFAULT_MDS_OPTIONS, opts.readOnly === true)
   for (const c of readCompleted(store)) mds.ns.completed.load(c.client, c.floor, c.tids)
+  for (const c of readClaims(store)) mds.ns.claims.load(c)
   for (const { seq, events } of readJournal(store, trimmedSeq)) {
     mds.replay(seq, events)
     journal.stats.replayed += events.length

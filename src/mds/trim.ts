@@ -9,7 +9,7 @@ import type { DirtySnapshot } from './cache'
 import { encodeDentry } from './dentry'
 import { encodeInode } from './inode'
 import {
-  dirObject, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT
+  dirObject, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
 } from './layout'
 import type { Ino } from './types'
 
@@ -18,6 +18,8 @@ export interface TrimInput {
   strayChanges: Map<Ino, boolean>
   /** Clients whose completed requests changed (null: forget the client). */
   completedChanges: Map<string, { floor: number, tids: number[] } | null>
+  /** Claims made or dropped since the last trim (null: dropped). */
+  claimChanges: Map<Ino, { owner: string, inoStart: Ino, count: number } | null>
   /** The inode allocator's high-water mark. */
   nextIno: Ino
   /** Journal objects (previousTrimmedSeq, upToSeq] are covered by this trim. */
@@ -92,6 +94,19 @@ export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
     if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
     if (set.length > 0) ops.push({ op: 'omapSet', entries: set })
     batch.push({ pool: METADATA_POOL, name: SESSIONS_OBJECT, ops })
+  }
+
+  if (t.claimChanges.size > 0) {
+    const set: Array<[Uint8Array, Uint8Array]> = []
+    const remove: Uint8Array[] = []
+    for (const [root, c] of t.claimChanges) {
+      if (c === null) remove.push(u64Key(root))
+      else set.push([u64Key(root), new Encoder(32).str(c.owner).uint(c.inoStart).uint(c.count).finish()])
+    }
+    const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
+    if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
+    if (set.length > 0) ops.push({ op: 'omapSet', entries: set })
+    batch.push({ pool: METADATA_POOL, name: CLAIMS_OBJECT, ops })
   }
 
   batch.push({ pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data: encodeInoTable(t.nextIno) }] })
