@@ -80,6 +80,8 @@ export interface LuaHost {
   beginCall? (ctx: unknown): boolean
   /** After each call: ok when it succeeded. The value goes back with the outcome (must survive postMessage). */
   endCall? (ok: boolean): unknown
+  /** The host was unregistered (or the worker is stopping): release what it holds (connections, files). */
+  close? (): void
 }
 
 /** How the pool tells a worker to build a host. */

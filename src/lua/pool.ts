@@ -70,6 +70,12 @@ export interface LuaPoolOptions {
   maxCallsPerMessage?: number
   /** Scripts one worker keeps compiled at most (least recently used go first). Default 64. */
   maxScriptsPerWorker?: number
+  /**
+   * Run workers this much below the main thread's CPU priority (a nice
+   * increment; Linux only). Default 5: spinning scripts then cannot starve
+   * the thread that serves clients. 0 keeps the same priority.
+   */
+  nice?: number
 }
 
 export interface LuaPoolStats {
@@ -119,6 +125,7 @@ export class LuaPool {
   private readonly graceMs: number
   private readonly maxCalls: number
   private readonly maxScripts: number
+  private readonly nice: number
   private readonly slots: Slot[] = []
   private readonly queue = new Fifo<Job>()
   private readonly hosts = new Map<string, WireHost>()
@@ -139,6 +146,7 @@ export class LuaPool {
     this.graceMs = opts.graceMs ?? Math.max(250, this.limits.timeMs)
     this.maxCalls = Math.max(1, opts.maxCallsPerMessage ?? 256)
     this.maxScripts = Math.max(1, opts.maxScriptsPerWorker ?? 64)
+    this.nice = Math.max(0, Math.min(19, Math.floor(opts.nice ?? 5)))
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn(i))
   }
 
@@ -161,6 +169,19 @@ export class LuaPool {
       this.readyWaiters.push({ resolve, reject })
       this.updateRefs()
     })
+  }
+
+  /**
+   * Forget a host: workers close it (its connections) and drop the scripts
+   * bound to it. Calls already queued for it fail; later ones are refused.
+   */
+  unregisterHost (id: string): void {
+    if (!this.hosts.delete(id)) return
+    for (const slot of this.slots) {
+      if (!slot.hostsSent.delete(id)) continue
+      for (const key of [...slot.scripts.keys()]) if (key.startsWith(id + '\u0000')) slot.scripts.delete(key)
+      slot.worker.postMessage({ t: 'drop', hosts: [id] } satisfies ToWorker)
+    }
   }
 
   hasHost (id: string): boolean {
@@ -252,7 +273,7 @@ export class LuaPool {
 
   private spawn (index: number): Slot {
     const progress = new SharedArrayBuffer(PROGRESS_SLOTS * 4)
-    const config: WorkerConfig = { limits: this.limits, progress }
+    const config: WorkerConfig = { limits: this.limits, progress, nice: this.nice }
     const worker = new Worker(WORKER_SCRIPT, {
       workerData: config,
       // The wasm heap lives outside the JS heap; this bounds what JS itself can pile up.
@@ -394,6 +415,12 @@ export class LuaPool {
   }
 
   private send (slot: Slot): void {
+    // Work for a host unregistered since it was queued cannot run.
+    for (let job = this.queue.peek(); job !== undefined && job.host !== null && !this.hosts.has(job.host); job = this.queue.peek()) {
+      this.queue.shift()
+      failJob(job, new LuaError('closed', `Lua host ${job.host} was unregistered before the call ran`), false)
+    }
+    if (this.queue.length === 0) return
     const id = ++this.nextId
     const hosts: WireHost[] = []
     const addHost = (h: string | null): void => {
@@ -414,6 +441,7 @@ export class LuaPool {
       let calls = 0
       while (this.queue.length > 0 && this.queue.peek()?.t === 'group') {
         const job = this.queue.peek() as Extract<Job, { t: 'group' }>
+        if (job.host !== null && !this.hosts.has(job.host)) break
         if (jobs.length > 0 && calls + job.calls.length > this.maxCalls) break
         this.queue.shift()
         jobs.push(job)

@@ -33,6 +33,8 @@ export const GROUPS_STOLEN = 0x3fffffff
 export interface WorkerConfig {
   limits: LuaLimits
   progress: SharedArrayBuffer
+  /** How much lower than the main thread the worker runs (nice increment, Linux). */
+  nice?: number
 }
 
 export interface WireHost {
@@ -69,6 +71,8 @@ export type ToWorker =
   | { t: 'run', id: number, hosts: WireHost[], scripts: WireScript[], forget: string[], groups: WireGroup[] }
   /** Compile only; with run, also run the top level and report the exports. */
   | { t: 'check', id: number, hosts: WireHost[], script: WireScript, run: boolean }
+  /** Forget hosts (and the scripts bound to them); no reply. */
+  | { t: 'drop', hosts: string[] }
 
 export type FromWorker =
   | { t: 'ready' }

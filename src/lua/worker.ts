@@ -3,6 +3,8 @@
 // thread: a script that spins here blocks only this worker, and the pool's
 // watchdog terminates it if it outlives its budget.
 
+import fs from 'fs'
+import os from 'os'
 import { parentPort, workerData } from 'worker_threads'
 import { WireError } from './errors'
 import { CreateLuaHost, LuaHost } from './host'
@@ -160,7 +162,19 @@ async function check (msg: Extract<ToWorker, { t: 'check' }>): Promise<FromWorke
   }
 }
 
+function drop (ids: string[]): void {
+  for (const id of ids) {
+    const h = hosts.get(id)
+    hosts.delete(id)
+    try { h?.host?.close?.() } catch {}
+    for (const s of [...scripts.values()]) {
+      if (s.host === id) { scripts.delete(s.key); sandbox.forgetScript(s.key) }
+    }
+  }
+}
+
 async function handle (msg: ToWorker): Promise<void> {
+  if (msg.t === 'drop') return drop(msg.hosts)
   Atomics.add(progress, PROGRESS_SEQ, 1)
   let reply: FromWorker
   if (msg.t === 'run') reply = { t: 'done', id: msg.id, outcomes: await run(msg) }
@@ -170,7 +184,23 @@ async function handle (msg: ToWorker): Promise<void> {
 
 let chain: Promise<void> = Promise.resolve()
 
+/**
+ * Run this thread below the main thread's priority (Linux: setpriority on the
+ * thread id), so scripts spinning in every worker cannot starve the thread
+ * that serves clients of CPU.
+ */
+function lowerPriority (): void {
+  if (config.nice === undefined || config.nice <= 0) return
+  try {
+    const tid = Number(/task\/(\d+)$/.exec(fs.readlinkSync('/proc/thread-self'))?.[1])
+    if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + config.nice))
+  } catch {
+    // Not Linux, or not allowed: run at normal priority.
+  }
+}
+
 async function main (): Promise<void> {
+  lowerPriority()
   sandbox = await Sandbox.create(config.limits)
   port.on('message', (msg: ToWorker) => {
     chain = chain.then(async () => await handle(msg)).catch(err => {

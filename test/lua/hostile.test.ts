@@ -9,7 +9,10 @@ import { createLuaPool, LuaError, LuaPool } from '../../src/lua'
 const LIMITS = { timeMs: 300, instructions: 5_000_000, memoryBytes: 16 * 1024 * 1024 }
 
 let pool: LuaPool
-before(() => { pool = createLuaPool({ workers: 2, limits: LIMITS, graceMs: 150 }) })
+before(async () => {
+  pool = createLuaPool({ workers: 2, limits: LIMITS, graceMs: 150 })
+  await pool.ready()
+})
 after(async () => { await pool.close() })
 
 const HOSTILE = `local M = {}

@@ -87,8 +87,9 @@ test('while a hostile call spins, other calls and the main thread keep going', a
     assert.match(errs[0].reason, /^slow\.lua:1: time budget of 1000 ms exceeded/)
     assert.equal(errs[1].code, 'ETIMEDOUT')
     assert.equal(done, 200)
-    // Over a second of hostile calls: ~200 ticks on an idle machine; a loaded one delivers fewer, but not none.
-    assert.ok(ticks >= 40, `only ${ticks} timer ticks in ${elapsed} ms: the main thread was blocked`)
+    // Over a second of hostile calls: ~250 ticks on an idle machine; a loaded one delivers fewer,
+    // but Lua on the main thread would have let none through while it spun.
+    assert.ok(ticks >= 10, `only ${ticks} timer ticks in ${elapsed} ms: the main thread was blocked`)
     // The quick calls finished once a worker was free: within the budget (+ grace) of the hostile ones.
     assert.ok(Math.max(...latencies) < 1000 + 300 + 1500, `slowest quick call ${Math.max(...latencies)} ms`)
   } finally { await pool.close() }

@@ -117,8 +117,13 @@ export class ClassHost implements LuaHost {
     this.chains.clear()
     this.groupBytes = 0
     this.groupCalls = 0
+    if (this.db.inTransaction) this.db.exec('ROLLBACK')
     // Deferred: the snapshot starts at the first read and holds for the group.
     this.db.exec('BEGIN')
+  }
+
+  close (): void {
+    if (this.db.open) this.db.close()
   }
 
   endGroup (): void {

@@ -109,6 +109,8 @@ interface PendingCall extends Queued {
 }
 
 const CONFLICTS = new Set(['ECANCELED', 'EEXIST', 'ENOENT'])
+/** How many open runtimes use each class host of a pool: the last one to close unregisters it. */
+const hostUsers = new WeakMap<LuaPool, Map<string, number>>()
 /** A second batch runs beside the first only with this many calls waiting... */
 const PARALLEL_MIN_CALLS = 16
 /** ...or once the first has run this long. */
@@ -146,10 +148,14 @@ export class ClassRuntime {
     }
     this.queues = new ObjectQueues(this.opts.maxCallsPerBatch, this.opts.maxCallsPerObject)
     this.hostId = `cls:${store.dir}`
+    // Runtimes on the same store and pool share one host (one read connection per worker).
+    let users = hostUsers.get(lua)
+    if (users === undefined) { users = new Map(); hostUsers.set(lua, users) }
     if (!lua.hasHost(this.hostId)) {
       const hostOptions: ClassHostOptions = { dbPath: path.join(store.dir, DB_FILE) }
       lua.registerHost(this.hostId, { module: path.join(__dirname, 'host.js'), options: hostOptions }, options.limits)
     }
+    users.set(this.hostId, (users.get(this.hostId) ?? 0) + 1)
     this.unsubscribe = monitor.subscribe(CLASSMAP, 0, state => this.onClassmap(state))
   }
 
@@ -452,13 +458,25 @@ export class ClassRuntime {
     }
   }
 
-  /** Stop taking calls, let the accepted ones finish, stop following the classmap. The pool stays open (it is the caller's). */
+  /**
+   * Stop taking calls, let the accepted ones finish, stop following the
+   * classmap, and close the workers' read connections to the store. The pool
+   * stays open (it is the caller's). Close the runtime before the store.
+   */
   async close (): Promise<void> {
+    if (this.closing) return
     this.closing = true
     this.unsubscribe()
     if (this.active > 0 || this.queues.pending > 0) {
       await new Promise<void>(resolve => this.idleWaiters.push(resolve))
     }
     await this.installs
+    const users = hostUsers.get(this.lua)
+    const left = (users?.get(this.hostId) ?? 1) - 1
+    if (left > 0) users?.set(this.hostId, left)
+    else {
+      users?.delete(this.hostId)
+      this.lua.unregisterHost(this.hostId)
+    }
   }
 }
