@@ -17,6 +17,10 @@
 // over a unix socket; the create row with 16 clients says how much of that
 // budget the RPC layer leaves.
 //
+// Each row also gives the CPU time per call of the server process and of the
+// clients: on a shared or small machine, where wall-clock rates swing with
+// other load, those say what the layer costs.
+//
 // --quick runs each case for 0.3 s (a smoke run); --seconds sets the time per
 // case (default 2). --json prints the rows as JSON on stdout.
 
@@ -30,7 +34,7 @@ const MiB = 1024 * 1024
 const TARGET_CREATES = 30_000
 
 interface RunMsg { type: 'run', method: string, args: unknown[], depth: number, ms: number }
-interface DoneMsg { type: 'done', count: number, seconds: number, bytes: number }
+interface DoneMsg { type: 'done', count: number, seconds: number, bytes: number, cpuUs: number }
 
 // ---- child ---------------------------------------------------------------
 
@@ -46,6 +50,7 @@ async function child (addr: string): Promise<void> {
     const args = m.method === 'put' ? [big] : m.args
     let count = 0
     let bytes = 0
+    const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const deadline = t0 + m.ms
     const lane = async (): Promise<void> => {
@@ -57,7 +62,8 @@ async function child (addr: string): Promise<void> {
       }
     }
     Promise.all(Array.from({ length: m.depth }, lane)).then(() => {
-      const done: DoneMsg = { type: 'done', count, seconds: (performance.now() - t0) / 1000, bytes }
+      const cpu = process.cpuUsage(cpu0)
+      const done: DoneMsg = { type: 'done', count, seconds: (performance.now() - t0) / 1000, bytes, cpuUs: cpu.user + cpu.system }
       process.send?.(done)
     }, err => {
       console.error(err)
@@ -69,7 +75,17 @@ async function child (addr: string): Promise<void> {
 
 // ---- parent --------------------------------------------------------------
 
-interface Row { transport: string, method: string, clients: number, inFlight: number, rate: number, unit: string }
+interface Row {
+  transport: string
+  method: string
+  clients: number
+  inFlight: number
+  rate: number
+  unit: string
+  /** CPU time per call, in µs: of the server process, and of all clients together. */
+  serverCpuUs: number
+  clientCpuUs: number
+}
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -104,19 +120,25 @@ class Children {
   }
 
   /** Every child runs the case at once; the rate is the sum of each child's own rate. */
-  async run (method: string, callArgs: unknown[], depth: number, ms: number): Promise<{ rate: number, bytesRate: number }> {
+  async run (method: string, callArgs: unknown[], depth: number, ms: number): Promise<{ rate: number, bytesRate: number, serverCpuUs: number, clientCpuUs: number }> {
+    const cpu0 = process.cpuUsage()
     const results = await Promise.all(this.procs.map(p => new Promise<DoneMsg>(resolve => {
       this.waiting.set(p, resolve)
       const m: RunMsg = { type: 'run', method, args: callArgs, depth, ms }
       p.send(m)
     })))
+    const cpu = process.cpuUsage(cpu0)
     let rate = 0
     let bytesRate = 0
+    let calls = 0
+    let clientCpu = 0
     for (const r of results) {
       rate += r.count / r.seconds
       bytesRate += r.bytes / r.seconds
+      calls += r.count
+      clientCpu += r.cpuUs
     }
-    return { rate, bytesRate }
+    return { rate, bytesRate, serverCpuUs: (cpu.user + cpu.system) / calls, clientCpuUs: clientCpu / calls }
   }
 
   async stop (): Promise<void> {
@@ -164,17 +186,18 @@ async function main (): Promise<void> {
             await kids.run('noop', [], 8, Math.min(300, caseMs)) // warm up both sides
             for (const method of ['noop', 'create']) {
               for (const depth of [1, 32]) {
-                const { rate } = await kids.run(method, method === 'create' ? createArgs : [], depth, caseMs)
-                rows.push({ transport, method, clients, inFlight: depth, rate, unit: 'calls/s' })
-                say(`  ${transport.padEnd(4)} ${method.padEnd(6)} ${String(clients).padStart(2)} client(s) × ${String(depth).padStart(2)} in flight: ${fmt(rate).padStart(9)} calls/s`)
+                const { rate, serverCpuUs, clientCpuUs } = await kids.run(method, method === 'create' ? createArgs : [], depth, caseMs)
+                rows.push({ transport, method, clients, inFlight: depth, rate, unit: 'calls/s', serverCpuUs, clientCpuUs })
+                say(`  ${transport.padEnd(4)} ${method.padEnd(6)} ${String(clients).padStart(2)} client(s) × ${String(depth).padStart(2)} in flight: ${fmt(rate).padStart(9)} calls/s` +
+                  `   CPU per call: server ${serverCpuUs.toFixed(2)} µs, client ${clientCpuUs.toFixed(2)} µs`)
               }
             }
             if (clients === 1) {
               for (const [method, what] of [['put', 'client → server'], ['get', 'server → client']]) {
                 for (const depth of [1, 4]) {
-                  const { bytesRate } = await kids.run(method, [], depth, caseMs)
+                  const { bytesRate, serverCpuUs, clientCpuUs } = await kids.run(method, [], depth, caseMs)
                   const rate = bytesRate / 1e6
-                  rows.push({ transport, method: `${method} 1 MiB`, clients, inFlight: depth, rate, unit: 'MB/s' })
+                  rows.push({ transport, method: `${method} 1 MiB`, clients, inFlight: depth, rate, unit: 'MB/s', serverCpuUs, clientCpuUs })
                   say(`  ${transport.padEnd(4)} 1 MiB ${what}, ${depth} in flight: ${fmt(rate).padStart(7)} MB/s`)
                 }
               }
@@ -192,7 +215,8 @@ async function main (): Promise<void> {
   }
   const best = rows.find(r => r.transport === 'unix' && r.method === 'create' && r.clients === 16 && r.inFlight === 32)
   if (best !== undefined) {
-    say(`create-shaped calls, 16 clients × 32 in flight over a unix socket: ${fmt(best.rate)}/s, ${(best.rate / TARGET_CREATES).toFixed(1)}× the ${fmt(TARGET_CREATES)} creates/s target of the whole system`)
+    say(`create-shaped calls, 16 clients × 32 in flight over a unix socket: ${fmt(best.rate)}/s, ${(best.rate / TARGET_CREATES).toFixed(1)}× the ${fmt(TARGET_CREATES)} creates/s target of the whole system;`)
+    say(`  the server spends ${best.serverCpuUs.toFixed(2)} µs of CPU per call in the RPC layer: ${fmt(TARGET_CREATES * best.serverCpuUs / 1e4)}% of one core at the target rate`)
   }
   if (json) console.log(JSON.stringify({ caseMs, cpus: os.cpus().length, node: process.version, rows }, null, 2))
 }

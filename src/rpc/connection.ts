@@ -345,7 +345,7 @@ export class RpcConnection extends EventEmitter {
     if (version !== PROTOCOL_MAJOR) throw new FrameError('EPROTO', `a ${frameTypeName(type)} frame of protocol version ${version} after agreeing on ${PROTOCOL_MAJOR}`)
     switch (type) {
       case FrameType.REQUEST: {
-        const method = r.string()
+        const method = r.name()
         const args = r.value()
         if (!Array.isArray(args)) throw new FrameError('EPROTO', `malformed frame: the arguments of ${method} are not an array`)
         this.dispatch(id, method, args)
@@ -371,7 +371,7 @@ export class RpcConnection extends EventEmitter {
         break
       }
       case FrameType.NOTIFY: {
-        const method = r.string()
+        const method = r.name()
         const args = r.value()
         if (!Array.isArray(args)) throw new FrameError('EPROTO', `malformed frame: the arguments of notify ${method} are not an array`)
         this.dispatchNotify(method, args)
@@ -482,8 +482,8 @@ export class RpcConnection extends EventEmitter {
       this.replyThrown(id, method, err)
       return
     }
-    if (result instanceof Promise) {
-      result.then(v => this.reply(id, method, v), err => this.replyThrown(id, method, err))
+    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+      (result as PromiseLike<unknown>).then(v => this.reply(id, method, v), err => this.replyThrown(id, method, err))
     } else {
       this.reply(id, method, result)
     }

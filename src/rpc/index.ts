@@ -1,7 +1,21 @@
 // RPC between cudele clients and servers: a framed, versioned binary protocol
-// over unix sockets and TCP with pipelining and batching. See frame.ts for
-// the wire format, values.ts for the value encoding, connection.ts for
-// batching, backpressure and closing.
+// over unix sockets and TCP, with pipelining and batching.
+//
+//   const server = new RpcServer({ log })            // loopback only unless allowRemote
+//   server.handle('lookup', ([parent, name], conn) => mds.lookup(parent, name))
+//   server.onConnection(conn => { conn.data = newSession(conn); conn.on('close', r => ...) })
+//   await server.listen('unix:/run/cudele.sock')      // or 'tcp:127.0.0.1:6789'
+//
+//   const conn = await connect('unix:/run/cudele.sock', { timeoutMs: 5000 })
+//   conn.onNotify('invalidate', ([ino]) => ...)       // register right after connect (or in setup)
+//   const attr = await conn.call<Attr>('lookup', [1, 'name'])   // rejects with the server's FsError
+//   conn.notify('release', [ino])                      // one way, either direction
+//   conn.on('close', reason => ...)                    // pending calls reject with ENOTCONN
+//
+// Either side can call, notify and handle. There is no reconnection here: the
+// session layer calls connect() again and replays. See frame.ts for the wire
+// format, values.ts for the value encoding, connection.ts for batching,
+// backpressure and closing, server.ts for listening.
 
 export { Address, DEFAULT_ADDRESS, DEFAULT_PORT, formatAddress, isLoopbackIp, parseAddress, toAddress } from './address'
 export { connect, ConnectOptions } from './connect'

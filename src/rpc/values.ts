@@ -89,9 +89,10 @@ export class DecodeError extends RangeError {
   }
 }
 
-// Object keys repeat (every attribute record has the same ten): decoding
-// hands out the same string for the same short key, which saves building it
-// and lets V8 find the property by a string it has already internalized.
+// Object keys repeat (every attribute record has the same ten), and so do
+// method names: decoding hands out the same string for the same short key,
+// which saves building it and lets V8 find the property (or the Map entry)
+// by a string it has already internalized.
 const KEY_CACHE_MASK = 1023
 const keyCache: Array<string | undefined> = new Array(KEY_CACHE_MASK + 1)
 
@@ -510,8 +511,8 @@ export class Reader {
     return a
   }
 
-  /** An object key: short latin1 keys come from keyCache. */
-  private key (): string {
+  /** A string value, for object keys and method names: short latin1 ones come from keyCache. */
+  name (): string {
     const tag = this.buf[this.pos]
     if ((tag & 0xe0) !== T_FIXSTR || this.pos >= this.end) return this.string()
     const n = tag & FIXSTR_MAX
@@ -541,7 +542,7 @@ export class Reader {
     if (2 * n > this.end - this.pos) throw new DecodeError(`an object of ${n} keys runs past the end of the frame`)
     const o: Record<string, unknown> = {}
     for (let i = 0; i < n; i++) {
-      const k = this.key()
+      const k = this.name()
       const v = this.read(depth + 1)
       // Plain assignment of '__proto__' would set the prototype instead of a key.
       if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })

@@ -238,7 +238,7 @@ test('heartbeat: a silent peer is closed after the timeout; pending calls reject
       return true
     })
     const elapsed = Date.now() - t0
-    assert.ok(elapsed >= 140 && elapsed < 1000, `closed after ${elapsed} ms`)
+    assert.ok(elapsed >= 140 && elapsed < 3000, `closed after ${elapsed} ms`)
     assert.deepEqual(await closed, c.closeReason)
     assert.equal(c.closeReason?.code, 'ETIMEDOUT')
     assert.ok(logs.some(l => /nothing received for/.test(l)))
