@@ -483,7 +483,9 @@ export class RpcConnection extends EventEmitter {
       return
     }
     if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-      (result as PromiseLike<unknown>).then(v => this.reply(id, method, v), err => this.replyThrown(id, method, err))
+      Promise.resolve(result)
+        .then(v => this.reply(id, method, v), err => this.replyThrown(id, method, err))
+        .catch(err => this.log(`replying to ${method} from ${this.peer} failed: ${(err as Error)?.stack ?? String(err)}`))
     } else {
       this.reply(id, method, result)
     }
@@ -790,6 +792,7 @@ export class RpcConnection extends EventEmitter {
       socket.resume()
       setTimeout(() => socket.destroy(), LINGER_MS).unref()
     }
+    // Once, synchronously, after the pending calls have been rejected.
     try {
       this.emit('close', reason)
     } catch (err) {
