@@ -18,6 +18,10 @@ export interface BenchOptions {
   fs?: FsKind[]
   /** Write a CPU profile of every cudele server into this directory. */
   cpuProf?: string
+  /** More node options for the cudele servers (for instance --trace-gc). */
+  nodeOptions?: string
+  /** Keep every cudele server's output in this directory (one file per mount). */
+  serverLog?: string
   /** Parent of the work directory (default the OS temp dir). */
   dir?: string
   /** Extra `cudele mount` arguments. */
@@ -42,10 +46,9 @@ export class BenchContext {
     this.getxattr = await compile('getxattr')
   }
 
-  /** The filesystems of a case: its own list, narrowed by --fs. */
+  /** The filesystems of a case: its own list, or the --fs list instead. */
   kinds (defaults: FsKind[]): FsKind[] {
-    if (!this.opts.fs) return defaults
-    return defaults.filter(k => this.opts.fs?.includes(k))
+    return this.opts.fs ?? defaults
   }
 
   /** A fresh directory for one mount (and its store, for cudele). */
@@ -62,10 +65,15 @@ export class BenchContext {
 
   mountOptions (kind: FsKind, s: Slot, extra: MountOptions = {}): MountOptions {
     if (kind !== 'cudele') return extra
+    const nodeOptions = [
+      this.opts.cpuProf ? `--cpu-prof --cpu-prof-dir=${path.resolve(this.opts.cpuProf)}` : '',
+      this.opts.nodeOptions ?? ''
+    ].join(' ').trim()
     return {
       store: s.store,
       args: this.opts.mountArgs,
-      nodeOptions: this.opts.cpuProf ? `--cpu-prof --cpu-prof-dir=${path.resolve(this.opts.cpuProf)}` : undefined,
+      nodeOptions: nodeOptions === '' ? undefined : nodeOptions,
+      logFile: this.opts.serverLog ? path.join(path.resolve(this.opts.serverLog), `${path.basename(s.root)}.log`) : undefined,
       ...extra
     }
   }

@@ -5,7 +5,7 @@
 import type { BenchContext } from './context'
 import { FS_DESCRIPTIONS, type FsKind, withMount } from './mounts'
 import { type CaseReport, Samples, target } from './report'
-import { dropCaches, fmt, log } from './util'
+import { cpuSeconds, dropCaches, fmt, log } from './util'
 
 const PHASES = ['create', 'stat', 'unlink'] as const
 const WORKERS = [1, 4]
@@ -29,10 +29,14 @@ export async function metadataCase (ctx: BenchContext): Promise<CaseReport> {
             // empty, so that it measures the filesystem server, not the cache.
             dropCaches()
             const before = kind === 'lowlevel' ? await ctx.lowlevelStats(m.mnt) : null
+            const cpu0 = cpuSeconds(m.pid)
             const r = await ctx.mdbenchRun(m.mnt, ['--files', files, '--workers', w, '--phases', phase, '--tag', 'md'])
+            const cpu1 = cpuSeconds(m.pid)
             const p = r.phases[phase]
             if (!p) throw new Error(`mdbench gave no ${phase} figure`)
             S.add(`${kind}/w${w}/${phase}`, p.ops_per_s)
+            // Server CPU per operation (µs), setup of mdbench's directories included.
+            if (cpu0 !== null && cpu1 !== null) S.add(`${kind}/w${w}/${phase} server cpu µs/op`, (cpu1 - cpu0) * 1e6 / files)
             line.push(`${phase} ${fmt(p.ops_per_s)}/s`)
             if (before && run === 1) {
               const after = await ctx.lowlevelStats(m.mnt)
@@ -68,6 +72,21 @@ export async function metadataCase (ctx: BenchContext): Promise<CaseReport> {
     columns: ['filesystem', 'workers', 'create/s', 'stat/s', 'unlink/s', 'create ×fn', 'stat ×fn', 'unlink ×fn'],
     rows
   })
+
+  const cpuRows: string[][] = []
+  for (const w of WORKERS) {
+    for (const kind of kinds) {
+      if (!S.has(`${kind}/w${w}/create server cpu µs/op`)) continue
+      cpuRows.push([kind, String(w), ...PHASES.map(phase => fmt(S.median(`${kind}/w${w}/${phase} server cpu µs/op`)))])
+    }
+  }
+  if (cpuRows.length > 0) {
+    tables.push({
+      title: 'CPU time of the FUSE server process (user + system, all threads), µs per operation',
+      columns: ['filesystem', 'workers', 'create', 'stat', 'unlink'],
+      rows: cpuRows
+    })
+  }
 
   // What a request costs on each reference: microseconds per operation, FUSE
   // requests per operation (as the lowlevel reference counts them), and the

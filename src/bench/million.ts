@@ -22,15 +22,18 @@ function statusKiB (pid: number, field: string): number | null {
   }
 }
 
-/** Sample VmRSS of the server every second until stopped; returns the peak in bytes. */
-function rssSampler (pid: number): { stop: () => { sampledPeak: number, hwm: number, samples: number } } {
+/** Sample VmRSS of the server every second until stopped; returns the peak in bytes and the samples (s, MB). */
+function rssSampler (pid: number): { stop: () => { sampledPeak: number, hwm: number, samples: number, timeline: Array<[number, number]> } } {
   let peak = 0
   let n = 0
+  const t0 = Date.now()
+  const timeline: Array<[number, number]> = []
   const sample = (): void => {
     const kib = statusKiB(pid, 'VmRSS')
     if (kib !== null) {
       peak = Math.max(peak, kib * 1024)
       n++
+      timeline.push([Math.round((Date.now() - t0) / 100) / 10, Math.round(kib * 1.024) / 1000])
     }
   }
   sample()
@@ -41,7 +44,7 @@ function rssSampler (pid: number): { stop: () => { sampledPeak: number, hwm: num
       clearInterval(timer)
       // The kernel's own high-water mark, for what falls between samples.
       const hwm = (statusKiB(pid, 'VmHWM') ?? 0) * 1024
-      return { sampledPeak: peak, hwm, samples: n }
+      return { sampledPeak: peak, hwm, samples: n, timeline }
     }
   }
 }
@@ -57,6 +60,7 @@ export async function millionCase (ctx: BenchContext): Promise<CaseReport> {
   const runs = ctx.opts.runs
   const S = new Samples()
   const stores: Array<Record<string, number>> = []
+  const timelines: Array<Array<[number, number]>> = []
   // Entries find should see: the root, the workers' directories, their subdirectories, the files.
   const expectedEntries = 1 + WORKERS + dirs + files
 
@@ -69,6 +73,7 @@ export async function millionCase (ctx: BenchContext): Promise<CaseReport> {
       const c = await ctx.mdbenchRun(m.mnt, ['--files', files, '--workers', WORKERS, '--dirs', dirs / WORKERS, '--phases', 'create', '--tag', 'mm'])
       const l = await list(m)
       const peak = rss.stop()
+      timelines.push(peak.timeline)
       if (l.entries !== expectedEntries) throw new Error(`find listed ${l.entries} entries, not ${expectedEntries}`)
       S.add('create/s', c.phases.create?.ops_per_s ?? NaN)
       S.add('list seconds', l.seconds)
@@ -114,6 +119,6 @@ export async function millionCase (ctx: BenchContext): Promise<CaseReport> {
       target('store bytes per file (store.db + store.db-wal after unmount)', S.median('store bytes per file'), '<=', 250)
     ],
     notes: ['RSS is VmRSS from /proc/PID/status, sampled every second, and VmHWM (the kernel\'s high-water mark) read at the end of each phase'],
-    extra: { storeFiles: stores }
+    extra: { storeFiles: stores, rssTimelines: timelines }
   }
 }

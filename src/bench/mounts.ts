@@ -38,8 +38,10 @@ export interface MountOptions {
   store?: string
   /** cudele: extra arguments for `cudele mount`. */
   args?: string[]
-  /** cudele: NODE_OPTIONS for the server (for instance --cpu-prof). */
+  /** cudele: node options for the server (for instance --cpu-prof), given on its command line. */
   nodeOptions?: string
+  /** cudele: append the server's output to this file. */
+  logFile?: string
   /** tmpfs: size in MiB. */
   sizeMiB?: number
 }
@@ -95,8 +97,14 @@ function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 /** Start a server and wait until its output matches `ready`. */
-function startServer (cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, what: string): Promise<{ child: ChildProcess, output: () => string, match: RegExpExecArray }> {
+function startServer (cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, what: string, logFile?: string): Promise<{ child: ChildProcess, output: () => string, match: RegExpExecArray }> {
   const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  if (logFile) {
+    fs.mkdirSync(path.dirname(logFile), { recursive: true })
+    const out = fs.createWriteStream(logFile, { flags: 'a' })
+    child.stdout?.pipe(out)
+    child.stderr?.pipe(out)
+  }
   let output = ''
   return new Promise((resolve, reject) => {
     let done = false
@@ -162,10 +170,9 @@ function mountTmpfs (mnt: string, sizeMiB: number): Mounted {
 
 async function mountCudele (mnt: string, opts: MountOptions): Promise<Mounted> {
   const store = opts.store ?? path.join(path.dirname(mnt), `store-${path.basename(mnt)}`)
-  const env = { ...process.env }
-  if (opts.nodeOptions) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${opts.nodeOptions}`.trim()
-  const { child, output, match } = await startServer(process.execPath, [CLI, 'mount', mnt, '--store', store, ...(opts.args ?? [])],
-    env, /cudele: mounted .*\(embedded, pid (\d+)\)/, 'cudele mount')
+  const nodeArgs = (opts.nodeOptions ?? '').split(/\s+/).filter(a => a !== '')
+  const { child, output, match } = await startServer(process.execPath, [...nodeArgs, CLI, 'mount', mnt, '--store', store, ...(opts.args ?? [])],
+    process.env, /cudele: mounted .*\(embedded, pid (\d+)\)/, 'cudele mount', opts.logFile)
   const rec = { mnt, child }
   active.add(rec)
   return {

@@ -7,7 +7,7 @@ import * as path from 'path'
 import type { BenchContext } from './context'
 import { FS_DESCRIPTIONS, type FsKind, type Mounted, mountFs } from './mounts'
 import { type CaseReport, Samples, target } from './report'
-import { dropCaches, fmt, log, run } from './util'
+import { cpuSeconds, dropCaches, fmt, log, run } from './util'
 
 async function dd (args: string[]): Promise<{ bytes: number, seconds: number }> {
   const r = await run('dd', args, { timeoutMs: 3600_000 })
@@ -32,7 +32,10 @@ export async function seqCase (ctx: BenchContext): Promise<CaseReport> {
       try {
         const file = path.join(slot.mnt, 'big')
         dropCaches()
+        const cpu0 = cpuSeconds(m.pid)
         const w = await dd(['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${sizeMiB}`, 'conv=fsync'])
+        const cpu1 = cpuSeconds(m.pid)
+        if (cpu0 !== null && cpu1 !== null) S.add(`${kind}/write server cpu s`, cpu1 - cpu0)
         if (w.bytes !== expected) throw new Error(`dd wrote ${w.bytes} bytes, not ${expected}`)
         if (kind === 'cudele') {
           // Cold read: a new server with empty caches.
@@ -62,7 +65,8 @@ export async function seqCase (ctx: BenchContext): Promise<CaseReport> {
       fmt(S.median(`${kind}/write`)),
       fmt(S.median(`${kind}/read`)),
       ref ? fmt(S.ratio(`${kind}/write`, `${ref}/write`), 2) : '-',
-      ref ? fmt(S.ratio(`${kind}/read`, `${ref}/read`), 2) : '-'
+      ref ? fmt(S.ratio(`${kind}/read`, `${ref}/read`), 2) : '-',
+      S.has(`${kind}/write server cpu s`) ? fmt(S.median(`${kind}/write server cpu s`)) : '-'
     ])
   }
   const targets = []
@@ -87,7 +91,7 @@ export async function seqCase (ctx: BenchContext): Promise<CaseReport> {
     medians: S.medians(),
     tables: [{
       title: `sequential ${sizeMiB} MiB, MB/s`,
-      columns: ['filesystem', 'write MB/s', 'read MB/s', 'write × fn-big', 'read × fn-big'],
+      columns: ['filesystem', 'write MB/s', 'read MB/s', 'write × fn-big', 'read × fn-big', 'server CPU s (write)'],
       rows
     }],
     targets,

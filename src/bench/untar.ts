@@ -8,7 +8,7 @@ import * as path from 'path'
 import type { BenchContext } from './context'
 import { FS_DESCRIPTIONS, type FsKind, type Mounted, mountFs, withMount } from './mounts'
 import { type CaseReport, Samples, target } from './report'
-import { cacheDir, fmt, log, run, runOk, shOk } from './util'
+import { cacheDir, cpuSeconds, fmt, log, run, runOk, shOk } from './util'
 
 const PACKAGE = 'linux-source-6.1'
 const TARBALL = `/usr/src/${PACKAGE}.tar.xz`
@@ -176,6 +176,8 @@ export async function untarCase (ctx: BenchContext): Promise<CaseReport> {
   const kinds = ctx.kinds(['tmpfs', 'fuse-native', 'cudele'])
   const S = new Samples()
   const warnings: Record<string, number> = {}
+  // FUSE requests per member, as the lowlevel reference counts them (with --fs ...,lowlevel).
+  let requests: Record<string, number> | null = null
   let verification: Verification | null = null
   let tmpStart = 0
 
@@ -196,7 +198,20 @@ export async function untarCase (ctx: BenchContext): Promise<CaseReport> {
         const m = await mountFs(kind, slot.mnt, ctx.mountOptions(kind, slot))
         let stopped = false
         try {
+          const before = kind === 'lowlevel' && r === 1 ? await ctx.lowlevelStats(m.mnt) : null
+          const cpu0 = cpuSeconds(m.pid)
           const e = await extract(tar, m)
+          const cpu1 = cpuSeconds(m.pid)
+          if (cpu0 !== null && cpu1 !== null) S.add(`${kind}/server cpu`, cpu1 - cpu0)
+          if (before) {
+            const after = await ctx.lowlevelStats(m.mnt)
+            requests = {}
+            for (const [op, n] of Object.entries(after.requests)) {
+              const d = n - (before.requests[op] ?? 0) - (op === 'getxattr' ? 1 : 0)
+              if (d > 0) requests[op] = Math.round(d / members * 1000) / 1000
+            }
+            log(`untar: FUSE requests per member on the lowlevel reference: ${JSON.stringify(requests)}`)
+          }
           warnings[kind] = Math.max(warnings[kind] ?? 0, e.warnings.length)
           const t0 = process.hrtime.bigint()
           stopped = true
@@ -234,7 +249,8 @@ export async function untarCase (ctx: BenchContext): Promise<CaseReport> {
       ref ? fmt(S.ratio(`${kind}/extract`, `${ref}/extract`), 2) : '-',
       kinds.includes('tmpfs') ? fmt(S.ratio(`${kind}/extract`, 'tmpfs/extract'), 2) : '-',
       fmt(S.median(`${kind}/extract+umount`)),
-      fmt(members / S.median(`${kind}/extract`))
+      fmt(members / S.median(`${kind}/extract`)),
+      S.has(`${kind}/server cpu`) ? fmt(S.median(`${kind}/server cpu`)) : '-'
     ])
   }
   const targets = []
@@ -247,7 +263,7 @@ export async function untarCase (ctx: BenchContext): Promise<CaseReport> {
   }
   const filesystems: Record<string, string> = {}
   for (const k of kinds) filesystems[k] = FS_DESCRIPTIONS[k as FsKind]
-  const notes = [`tar -xf ${tar} -C MNT, as root (so owners, modes and mtimes are restored); wall-clock seconds of tar; "+ umount" adds the time to unmount (for cudele: flushing buffered data and the journal)`]
+  const notes = [`server CPU s: user + system CPU seconds of the FUSE server process (all threads) during tar`, `tar -xf ${tar} -C MNT, as root (so owners, modes and mtimes are restored); wall-clock seconds of tar; "+ umount" adds the time to unmount (for cudele: flushing buffered data and the journal)`]
   for (const [k, n] of Object.entries(warnings)) if (n > 0) notes.push(`tar printed ${n} message(s) extracting into ${k}`)
   if (v && v.statMismatches > 0) {
     notes.push(`verification: ${v.statMismatches} of ${v.entries} entries differ from tmpfs (${Object.entries(v.statMismatchKinds).map(([k, n]) => `${k}: ${n}`).join(', ')}), e.g. ${v.statExamples.slice(0, 3).join('; ')}`)
@@ -261,11 +277,11 @@ export async function untarCase (ctx: BenchContext): Promise<CaseReport> {
     medians: S.medians(),
     tables: [{
       title: `extracting ${members} members (${fmt(bytes / 1e6)} MB)`,
-      columns: ['filesystem', 'seconds', '× fuse-native', '× tmpfs', 'seconds incl. umount', 'members/s'],
+      columns: ['filesystem', 'seconds', '× fuse-native', '× tmpfs', 'seconds incl. umount', 'members/s', 'server CPU s'],
       rows
     }],
     targets,
     notes,
-    extra: { verification: v }
+    extra: { verification: v, requestsPerMember: requests }
   }
 }

@@ -154,6 +154,25 @@ function gitCommit (): string {
   return head.stdout.trim() + (dirty.stdout.trim() !== '' ? '+dirty' : '')
 }
 
+/** CPU seconds (user + system, all threads) a process has used so far; null if it is gone. */
+export function cpuSeconds (pid: number | null): number | null {
+  if (pid === null) return null
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces) start at ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+const CLOCK_TICKS = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
+  const n = Number(r.stdout?.trim())
+  return Number.isFinite(n) && n > 0 ? n : 100
+})()
+
 export function sleep (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))
 }

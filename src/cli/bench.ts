@@ -56,6 +56,8 @@ export function benchBuilder (y: Argv): Argv<any> {
     .option('fs', { type: 'string', describe: `only these filesystems, comma-separated (${FS_KINDS.join(', ')})` })
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON (progress still goes to stderr)' })
     .option('cpu-prof', { type: 'string', describe: 'write CPU profiles of the cudele servers into this directory and print where their time goes' })
+    .option('node-options', { type: 'string', describe: 'node options for the cudele servers, e.g. --node-options=--trace-gc' })
+    .option('server-log', { type: 'string', describe: 'keep the output of every cudele server in this directory' })
     .option('dir', { type: 'string', describe: 'put mountpoints and cudele stores under this directory (default the OS temp directory)' })
     .option('mount-arg', { type: 'array', string: true, describe: 'extra argument for `cudele mount` (repeat for more)' })
     .example('cudele bench metadata', '')
@@ -72,6 +74,8 @@ export interface BenchArgs {
   fs?: string
   json: boolean
   cpuProf?: string
+  nodeOptions?: string
+  serverLog?: string
   dir?: string
   mountArg?: string[]
 }
@@ -91,6 +95,8 @@ export async function benchCommand (a: BenchArgs, argv: string[]): Promise<numbe
     sizeMiB: a.sizeMib,
     fs: kinds,
     cpuProf: a.cpuProf,
+    nodeOptions: a.nodeOptions,
+    serverLog: a.serverLog,
     dir: a.dir,
     mountArgs: a.mountArg
   }
