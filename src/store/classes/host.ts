@@ -87,6 +87,8 @@ interface Chain {
   base: SnapshotObject
   acc: ObjectOverlay | null
   guarded: boolean
+  /** A call of this chain was deferred: the later ones are too, so one object's calls keep their order. */
+  deferred: boolean
 }
 
 interface Current {
@@ -134,14 +136,17 @@ export class ClassHost implements LuaHost {
 
   beginCall (ctx: unknown): boolean {
     const c = ctx as ClassCallCtx
-    if (this.groupCalls > 0 && this.groupBytes > GROUP_MAX_BYTES) return false
-    this.groupCalls++
     const key = `${c.pool}\u0000${c.object}`
     let chain = this.chains.get(key)
     if (chain === undefined) {
-      chain = { base: new SnapshotObject(this.reader, c.pool, c.object), acc: null, guarded: false }
+      chain = { base: new SnapshotObject(this.reader, c.pool, c.object), acc: null, guarded: false, deferred: false }
       this.chains.set(key, chain)
     }
+    if (chain.deferred || (this.groupCalls > 0 && this.groupBytes > GROUP_MAX_BYTES)) {
+      chain.deferred = true
+      return false
+    }
+    this.groupCalls++
     this.current = { ctx: c, chain, view: new ObjectOverlay(chain.acc ?? chain.base), logs: [] }
     return true
   }
