@@ -148,6 +148,8 @@ export function machine (workDir: string): Machine {
 }
 
 function gitCommit (): string {
+  // A copy made by scripts/bench/snapshot.sh names its commit in .bench-commit.
+  try { return `${fs.readFileSync(path.join(REPO, '.bench-commit'), 'utf8').trim()} (snapshot)` } catch {}
   const head = spawnSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' })
   if (head.status !== 0) return 'unknown'
   const dirty = spawnSync('git', ['-C', REPO, 'status', '--porcelain', '--', 'src', 'native'], { encoding: 'utf8' })
