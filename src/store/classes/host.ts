@@ -62,24 +62,33 @@ export class SnapshotObject implements ObjectView {
   }
 
   read (offset: number, length: number): Buffer {
-    const b = this.reader.read(this.pool, this.name, offset, length)
-    return b === null ? Buffer.alloc(0) : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+    return asBuffer(this.reader.read(this.pool, this.name, offset, length)) ?? Buffer.alloc(0)
   }
 
   omapGet (key: string): Buffer | null {
-    const r = this.reader.omapGet(this.pool, this.name, [Buffer.from(key, 'latin1')])
-    return r.length === 0 ? null : Buffer.from(r[0].value)
+    // One key as the range [key, key + 0x00): a single statement, where a
+    // multi-key get opens a savepoint inside our read transaction.
+    const k = Buffer.from(key, 'latin1')
+    const r = this.reader.omapList(this.pool, this.name, { start: k, end: Buffer.concat([k, ZERO]), limit: 1 })
+    return r.length === 0 ? null : asBuffer(r[0].value)
   }
 
   omapList (after: string | null, limit: number): Array<[string, Buffer]> {
     const range = after === null ? { limit } : { after: Buffer.from(after, 'latin1'), limit }
-    return this.reader.omapList(this.pool, this.name, range).map(e => [Buffer.from(e.key).toString('latin1'), Buffer.from(e.value)])
+    return this.reader.omapList(this.pool, this.name, range).map(e => [asBuffer(e.key).toString('latin1'), asBuffer(e.value)])
   }
 
   getXattr (name: string): Buffer | null {
-    const v = this.reader.getXattr(this.pool, this.name, name)
-    return v === null ? null : Buffer.from(v)
+    return asBuffer(this.reader.getXattr(this.pool, this.name, name))
   }
+}
+
+const ZERO = Buffer.from([0])
+
+/** The reader returns Buffers already; only wrap what is not one. */
+function asBuffer<T extends Uint8Array | null> (u: T): T extends null ? Buffer | null : Buffer {
+  if (u === null) return null as never
+  return (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength)) as never
 }
 
 /** One object's calls in a group: the snapshot, what earlier calls left, whether the guard was sent. */
