@@ -11,7 +11,8 @@
         "src/ops.c",
         "src/dispatch.c",
         "src/replies.c",
-        "src/notify.c"
+        "src/notify.c",
+        "src/xattr.c"
       ],
       "defines": [
         "FUSE_USE_VERSION=314",

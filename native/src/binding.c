@@ -96,6 +96,8 @@ static napi_value init (napi_env env, napi_value exports)
 
   napi_property_descriptor exported[] = {
     { "mount", NULL, cf_mount, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "xattrGet", NULL, cf_xattr_get, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "xattrSet", NULL, cf_xattr_set, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof(exported) / sizeof(exported[0]), exported);
   return exports;

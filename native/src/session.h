@@ -176,6 +176,10 @@ napi_value cf_unmount(napi_env env, napi_callback_info info);
 void cf_unmount_session(cf_session *s);
 void cf_session_env_cleanup(void *arg);
 
+/* xattr.c */
+napi_value cf_xattr_get(napi_env env, napi_callback_info info);
+napi_value cf_xattr_set(napi_env env, napi_callback_info info);
+
 /* binding.c */
 cf_module *cf_module_of(napi_env env);
 cf_session *cf_session_of(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv);

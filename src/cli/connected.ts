@@ -9,12 +9,16 @@ import * as path from 'path'
 import { Client, DEFAULT_CLIENT_OPTIONS } from '../client/client'
 import { RemoteBackend } from '../client/remote'
 import { FuseMount } from '../fuse/mount'
+import { clientIdentity } from '../cudele/identity'
+import { RemoteSubtreeService } from '../cudele/remote'
+import { CudeleBackend } from '../cudele/router'
 
 export interface ConnectedOptions {
   connect: string
   mountpoint: string
   allowOther?: boolean
   fuseOptions?: string[]
+  journalDir?: string
 }
 
 export interface Connected {
@@ -25,8 +29,11 @@ export interface Connected {
 }
 
 export async function startConnected (opts: ConnectedOptions): Promise<Connected> {
-  const backend = await RemoteBackend.connect(opts.connect, { name: `cudele-mount ${path.resolve(opts.mountpoint)}` })
-  const client = new Client(backend, DEFAULT_CLIENT_OPTIONS)
+  const id = clientIdentity(opts.connect, opts.mountpoint, opts.journalDir)
+  const backend = await RemoteBackend.connect(opts.connect, { name: `cudele-mount ${path.resolve(opts.mountpoint)}`, owner: id.owner })
+  const router = new CudeleBackend(backend, new RemoteSubtreeService(backend), id.owner, { journalDir: id.journalDir, source: opts.connect })
+  await router.start()
+  const client = new Client(router, DEFAULT_CLIENT_OPTIONS)
   try {
     const mount = await FuseMount.mount(client, {
       mountpoint: opts.mountpoint,
@@ -43,6 +50,7 @@ export async function startConnected (opts: ConnectedOptions): Promise<Connected
       async shutdown () {
         await client.syncAll().catch(err => console.error(`cudele: flushing file data failed: ${(err as Error).message}`))
         client.close()
+        await router.close()
         await backend.close()
       }
     }

@@ -10,6 +10,11 @@ import type { Mds } from '../mds/mds'
 import { DEFAULT_MDS_OPTIONS } from '../mds/mds'
 import { openMds } from '../mds/open'
 import { openStore, type SqliteStore } from '../store'
+import { clientIdentity } from '../cudele/identity'
+import { LocalSubtreeService } from '../cudele/local'
+import { POLICYMAP, SubtreeRegistry } from '../cudele/registry'
+import { CudeleBackend } from '../cudele/router'
+import { openMonitor, type Monitor } from '../mon'
 
 export interface EmbeddedOptions {
   store: string
@@ -20,6 +25,8 @@ export interface EmbeddedOptions {
   attrTimeout?: number
   allowOther?: boolean
   fuseOptions?: string[]
+  /** Where client journals of decoupled subtrees go (local_persist). */
+  journalDir?: string
 }
 
 export interface Embedded {
@@ -38,6 +45,9 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
   })
   let mds: Mds | null = null
   let client: Client | null = null
+  let mon: Monitor | null = null
+  let registry: SubtreeRegistry | null = null
+  let router: CudeleBackend | null = null
   try {
     mds = await openMds(store, {
       rootUid: process.getuid?.() ?? 0,
@@ -51,7 +61,15 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
       }
     })
     for (const p of mds.replayProblems) console.error(`cudele: replay: ${p}`)
-    client = new Client(new EmbeddedBackend(mds, store), DEFAULT_CLIENT_OPTIONS)
+    mon = await openMonitor(store, { proposalIntervalMs: 1 })
+    const m0 = mon
+    registry = new SubtreeRegistry(mds, mon)
+    const source = path.resolve(opts.store)
+    const id = clientIdentity(source, opts.mountpoint, opts.journalDir)
+    const service = new LocalSubtreeService(registry, store, fn => { m0.subscribe(POLICYMAP, 0, st => fn(st.epoch)) })
+    router = new CudeleBackend(new EmbeddedBackend(mds, store), service, id.owner, { journalDir: id.journalDir, source })
+    await router.start()
+    client = new Client(router, DEFAULT_CLIENT_OPTIONS)
     const isRoot = process.getuid?.() === 0
     const mount = await FuseMount.mount(client, {
       mountpoint: opts.mountpoint,
@@ -67,6 +85,9 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
     })
     const m = mds
     const c = client
+    const mo = mon
+    const reg = registry
+    const r = router
     return {
       store,
       mds: m,
@@ -75,13 +96,18 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
       async shutdown () {
         await c.syncAll().catch(err => console.error(`cudele: flushing file data failed: ${(err as Error).message}`))
         c.close()
+        await r.close()
+        reg.close()
         await m.close()
+        await mo.close()
         await store.close()
       }
     }
   } catch (err) {
     client?.close()
+    registry?.close()
     await mds?.close().catch(() => {})
+    await mon?.close().catch(() => {})
     await store.close().catch(() => {})
     throw err
   }

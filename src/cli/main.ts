@@ -4,6 +4,7 @@ import yargs from 'yargs'
 import { BENCH_DESCRIPTION, benchBuilder, benchCommand, type BenchArgs } from './bench'
 import { DEFAULT_ADDRESS } from '../rpc'
 import { fsck, FSCK_FAILED } from './fsck'
+import { policyCheck, policySet, policyShow, syncOrMerge } from './policy'
 import { serveCommand } from './serve'
 import { logCommand, statusCommand } from './status'
 import { mountCommand } from './mount'
@@ -82,6 +83,23 @@ export async function main (argv: string[]): Promise<void> {
       .positional('mountpoint', { type: 'string', demandOption: true })
       .option('lazy', { alias: 'l', type: 'boolean', default: false, describe: 'detach now even if files are open' }),
     a => run(umountCommand(a.mountpoint as string, a.lazy)))
+    .command('policy <action> <path> [file]', 'check a policies.yml, or show or set the policy of a directory in a mounted cudele filesystem', y => y
+      .positional('action', { choices: ['check', 'show', 'set'] as const, demandOption: true, describe: 'check FILE | show DIR | set DIR FILE' })
+      .positional('path', { type: 'string', demandOption: true, describe: 'a policies.yml (check) or a directory (show, set)' })
+      .positional('file', { type: 'string', describe: 'the policies.yml to set (set)' })
+      .option('json', { type: 'boolean', default: false }),
+    a => run((async () => {
+      if (a.action === 'check') return policyCheck(a.path as string)
+      if (a.action === 'show') return policyShow(a.path as string, a.json)
+      if (!a.file) throw new Error('policy set needs DIR and FILE')
+      return policySet(a.path as string, a.file)
+    })()))
+    .command('sync <dir>', 'merge the decoupled subtree holding DIR into the global namespace now (weak consistency)', y => y
+      .positional('dir', { type: 'string', demandOption: true }),
+    a => run(Promise.resolve().then(() => syncOrMerge(a.dir as string, false))))
+    .command('merge <dir>', 'merge the decoupled subtree holding DIR, also with invisible consistency', y => y
+      .positional('dir', { type: 'string', demandOption: true }),
+    a => run(Promise.resolve().then(() => syncOrMerge(a.dir as string, true))))
     .command('fsck', 'check a store (read-only unless --repair); exit 0 clean, 1 repaired, 4 problems left, 8 could not check', y => y
       .option('store', { type: 'string', demandOption: true, describe: 'store directory' })
       .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed' }),

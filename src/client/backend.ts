@@ -32,6 +32,11 @@ export interface ClientBackend extends MdsApi {
   /** Ask (again) for capabilities on an open file, e.g. to renew a lease. */
   acquireCaps (ino: Ino, bits: number): Promise<{ caps: number, leaseMs: number }>
   setCapListener (l: CapListener): void
+  /**
+   * A file written through a handle was closed (optional). An error fails the
+   * close (how a malformed policies.yml is refused with EINVAL).
+   */
+  closedAfterWrite? (ino: Ino, content: () => Promise<Buffer>): Promise<void>
   /** Like lookup, but null for "no such entry" (negative answers are common and must be cheap). */
   lookupOrNull (parent: Ino, name: string): Attr | null | Promise<Attr | null>
   /**

@@ -34,6 +34,8 @@ interface Handle {
   ino: Ino
   flags: number
   file: FileData | null
+  /** Written through this handle (close then tells the backend: policies.yml is checked then). */
+  wrote: boolean
 }
 
 export class Client {
@@ -223,7 +225,7 @@ export class Client {
     const file = isReg(attr.mode) ? this.fileFor(attr.ino, attr.size) : null
     if (file) file.refs++
     const fh = this.nextFh++
-    this.handles.set(fh, { ino: attr.ino, flags, file })
+    this.handles.set(fh, { ino: attr.ino, flags, file, wrote: false })
     return fh
   }
 
@@ -351,6 +353,7 @@ export class Client {
     if (offset + data.length > Number.MAX_SAFE_INTEGER) throw fsError('EFBIG', 'write past the largest file size')
     if (this.inflightBytes > this.options.inflightLimitBytes) await this.waitForRoom()
     const before = f.dirtyBytes
+    h.wrote = true
     const flushNow = f.write(offset, data, now(), performance.now())
     this.dirtyBytes += f.dirtyBytes - before
     if (!this.canBuffer(f)) {
@@ -423,6 +426,14 @@ export class Client {
     if (!h.file) return
     this.flushFile(h.file).catch(() => {})
     this.takeError(h.file)
+    if (h.wrote && this.backend.closedAfterWrite) {
+      h.wrote = false
+      const f = h.file
+      await this.backend.closedAfterWrite(h.ino, async () => {
+        await Promise.allSettled(f.inflight.map(r => r.done))
+        return await this.read(fh, 0, f.size)
+      })
+    }
   }
 
   async fsync (fh: number, _datasync: boolean): Promise<void> {

@@ -13,6 +13,7 @@ import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../mds/types
 import { connect, type RpcConnection } from '../rpc'
 import type { ObjectWrite } from '../store/types'
 import type { CapListener, ClientBackend, OpenResult } from './backend'
+import type { MapState } from '../mon/types'
 
 export interface RemoteOptions {
   /** Give up reconnecting after this long (ms); pending requests then fail with ENOTCONN. */
@@ -24,6 +25,11 @@ export interface RemoteOptions {
    * never gives capabilities back (leases and eviction must still free them).
    */
   ignoreRevokesForTest?: boolean
+  /**
+   * Who this client is as the owner of decoupled subtrees; stays the same
+   * across restarts of the same mount (default: the session name).
+   */
+  owner?: string
 }
 
 export const DEFAULT_REMOTE_OPTIONS: RemoteOptions = { reconnectTimeoutMs: 5 * 60_000, name: 'cudele-client' }
@@ -91,8 +97,14 @@ export class RemoteBackend implements ClientBackend {
     })
     const reply = await conn.call<{ session: number, resumed: boolean, bootId: string, heartbeatMs: number }>('session.open', [
       this.clientName,
-      { opens: [...this.opens], caps: [...this.caps] }
+      { opens: [...this.opens], caps: [...this.caps] },
+      this.owner
     ])
+    conn.onNotify('mon.map', ([state]) => {
+      const l = this.mapListeners.get((state as { name: string }).name)
+      if (l) for (const fn of l.fns) fn(state as MapState)
+    })
+    for (const [name, l] of this.mapListeners) conn.call('mon.subscribe', [name, l.epoch]).catch(() => {})
     this.sessionId = reply.session
     const restarted = this.bootId !== '' && reply.bootId !== this.bootId
     this.bootId = reply.bootId
@@ -197,8 +209,27 @@ export class RemoteBackend implements ClientBackend {
     })
   }
 
+  /** The owner name of decoupled subtrees. */
+  get owner (): string { return this.options.owner ?? this.clientName }
+
+  private readonly mapListeners = new Map<string, { epoch: number, fns: Array<(state: MapState) => void> }>()
+
+  /** Follow a monitor map: the listener gets every new epoch (also after reconnects). */
+  subscribeMap (name: string, fn: (state: MapState) => void): void {
+    let l = this.mapListeners.get(name)
+    const first = !l
+    if (!l) {
+      l = { epoch: 0, fns: [] }
+      this.mapListeners.set(name, l)
+    }
+    const entry = l
+    entry.fns.push(state => { if (state.epoch > entry.epoch) entry.epoch = state.epoch })
+    entry.fns.push(fn)
+    if (first) this.query('mon.subscribe', [name, 0]).catch(() => {})
+  }
+
   /** A request that changes something: queued for replay until safe. */
-  private async mutate<T> (method: string, args: unknown[]): Promise<T> {
+  async mutate<T> (method: string, args: unknown[]): Promise<T> {
     await this.ready
     return await new Promise<T>((resolve, reject) => {
       const u: Unsafe = { tid: this.nextTid++, method, args, replied: false, resolve, reject }
@@ -209,7 +240,7 @@ export class RemoteBackend implements ClientBackend {
   }
 
   /** A request that changes nothing: retried after a reconnect. */
-  private async query<T> (method: string, args: unknown[]): Promise<T> {
+  async query<T> (method: string, args: unknown[]): Promise<T> {
     for (;;) {
       await this.ready
       try {

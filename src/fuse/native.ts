@@ -245,6 +245,10 @@ export interface NativeBinding {
    * Handlers that are missing are not implemented (see the top of this file).
    */
   mount (mountpoint: string, opts: MountOptions, handlers: Partial<Handlers>, attr: Float64Array): Session
+  /** getxattr(2) of a path (not following a final symlink): the value, or null when absent. Throws with code = errno name. */
+  xattrGet (path: string, name: string): Buffer | null
+  /** setxattr(2) of a path. Throws with code = errno name. */
+  xattrSet (path: string, name: string, value: Buffer | string): void
 }
 
 let binding: NativeBinding | null = null

@@ -63,9 +63,11 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
   const mds = srv.mds
 
   rpc.handle('session.open', (args, conn) => {
-    const [name, reclaim] = args as [string, { opens?: Array<[Ino, number]>, caps?: Array<[Ino, number]> } | undefined]
+    const [name, reclaim, owner] = args as [string, { opens?: Array<[Ino, number]>, caps?: Array<[Ino, number]> } | undefined, string | undefined]
     if (typeof name !== 'string' || name.length === 0 || name.length > 128) throw fsError('EINVAL', 'session.open needs a client name (1..128 characters)')
+    if (owner !== undefined && owner !== null && (typeof owner !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(owner))) throw fsError('EINVAL', 'an owner name is 1..64 letters, digits, - or _')
     const { session, resumed } = srv.sessions.open(name, conn)
+    session.owner = owner ?? name
     conn.data = session
     session.peer = conn.remoteVersion ? `${conn.remoteVersion.name} pid ${conn.remoteVersion.pid}` : ''
     if (!resumed) srv.reclaim(session, reclaim)
@@ -160,6 +162,17 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
 
   // ---- mutations ----
 
+  /** The directories and inodes a change touches, for interference checks (Cudele's interfere: block). */
+  const touches = (name: string, a: any[]): { dirs: Ino[], inodes: Ino[] } => {
+    switch (name) {
+      case 'mknod': case 'mkdir': case 'symlink': case 'unlink': case 'rmdir': return { dirs: [a[0]], inodes: [] }
+      case 'link': return { dirs: [a[1]], inodes: [a[0]] }
+      case 'rename': return { dirs: [a[0], a[2]], inodes: [] }
+      case 'setattr': case 'setxattr': case 'removexattr': case 'data.commit': return { dirs: [], inodes: [a[0]] }
+      default: return { dirs: [], inodes: [] }
+    }
+  }
+
   const mutation = (name: string, fn: Mutation): void => {
     rpc.handle(name, (args, conn) => {
       const s = sessionOf(conn)
@@ -171,6 +184,8 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
         srv.afterRequest(s, tid, false)
         return replayAnswer(srv, name, rest)
       }
+      const t = touches(name, rest)
+      srv.subtrees.checkWrite(s.owner, t.dirs, t.inodes)
       const req = { client: s.name, tid, marked: false }
       mds.currentRequest = req
       let result: unknown
@@ -194,6 +209,10 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
   mutation('setattr', (_s, [ino, change]) => mds.setattr(ino, change as SetAttr))
   mutation('setxattr', (_s, [ino, name, value, flags]) => mds.setxattr(ino, name, Buffer.from(value as Uint8Array), flags))
   mutation('removexattr', (_s, [ino, name]) => mds.removexattr(ino, name))
+  mutation('cudele.merge', (s, [root, owner, segments]) => {
+    if (owner !== s.owner) throw fsError('EPERM', `this session acts for owner ${s.owner}, not ${String(owner)}`)
+    return srv.subtrees.merge(Number(root), s.owner, segments as Array<[number, Uint8Array]>)
+  })
   mutation('data.commit', (_s, [ino, writes, change, durable]) => {
     for (const w of writes as ObjectWrite[]) {
       if (w.pool !== DATA_POOL) throw fsError('EINVAL', `data.commit writes only to the ${DATA_POOL} pool`)

@@ -13,7 +13,10 @@ import type { Monitor } from '../mon/monitor'
 import type { LogLevel } from '../mon/types'
 import { type Address, RpcServer, formatAddress } from '../rpc'
 import { openStore, type SqliteStore } from '../store'
+import { readStoredSegments } from '../cudele/local'
+import { SubtreeRegistry } from '../cudele/registry'
 import { registerAdmin } from './admin'
+import { registerCudele } from './cudele'
 import { capPolicyOf, registerMethods } from './methods'
 import { DEFAULT_SESSION_OPTIONS, type Session, type SessionOptions, SessionTable } from './sessions'
 
@@ -33,6 +36,7 @@ export class CudeleServer {
   readonly bootId = randomBytes(8).toString('hex')
   readonly caps: CapTable
   readonly sessions: SessionTable
+  readonly subtrees: SubtreeRegistry
   address: Address | null = null
   private closed = false
 
@@ -44,6 +48,7 @@ export class CudeleServer {
     sessionOptions: SessionOptions
   ) {
     this.sessions = new SessionTable({ ended: (s, why) => this.sessionEnded(s, why) }, sessionOptions)
+    this.subtrees = new SubtreeRegistry(mds, mon)
     this.caps = new CapTable({
       sendRevoke: (sid, ino, bits) => { this.sessions.get(sid)?.conn?.notify('revoke', [ino, bits]) },
       isOpen: sid => this.sessions.isOpen(sid)
@@ -93,6 +98,7 @@ export class CudeleServer {
       const srv = new CudeleServer(store, mon, mds, rpc, sessionOptions)
       registerMethods(rpc, srv)
       registerAdmin(rpc, srv)
+      registerCudele(rpc, srv)
       rpc.onConnection(conn => {
         conn.on('close', () => srv.sessions.detach(conn))
       })
@@ -148,6 +154,10 @@ export class CudeleServer {
     for (const [ino, count] of s.opens) for (let i = 0; i < count; i++) this.mds.release(ino)
     s.opens.clear()
     this.log(why.startsWith('closed') ? 'info' : 'warn', `session ${s.id} (${s.name}) ended: ${why}`)
+    // Another session of the same owner may still be open (a quick reconnect): then nothing changes.
+    if (this.sessions.all().some(o => o.owner === s.owner)) return
+    this.subtrees.ownerGone(s.owner, (owner, root) => readStoredSegments(this.store, owner, root))
+      .catch((err: Error) => this.log('error', `subtrees of ${s.owner}: ${err.message}`))
   }
 
   /** Stop serving, flush everything, release the store. */
@@ -155,6 +165,7 @@ export class CudeleServer {
     if (this.closed) return
     this.closed = true
     this.sessions.close()
+    this.subtrees.close()
     await this.rpc.close('the server is shutting down')
     this.mon.log('info', 'mds.0', 'server stopped')
     await this.mds.close()

@@ -31,6 +31,8 @@ export class Session {
   safeTid = 0
   /** Where the client connects from, and its pid, for status. */
   peer = ''
+  /** Who the client is as the owner of decoupled subtrees (stable across its restarts). */
+  owner = ''
 
   constructor (readonly id: number, readonly name: string) {}
 }

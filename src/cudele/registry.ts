@@ -1,0 +1,350 @@
+// Subtree policies on the server side: which directory has which policy (the
+// monitor's policymap), which client has decoupled which subtree (claims, in
+// the MDS), and what other clients may do there (interfere).
+//
+// A policy is committed through the monitor before it takes effect; every
+// client and rank gets it from there. A subtree without a policy inherits its
+// parent's. A decoupled subtree (append_client_journal) is owned by the first
+// client that writes in it: that client gets a snapshot of the subtree and a
+// range of inode numbers, works on its own journal, and merges it back.
+
+import { fsError } from '../common/errors'
+import { encodeInode } from '../mds/inode'
+import type { Mds } from '../mds/mds'
+import { decodeEvents } from '../mds/events'
+import { DATA_POOL, parseDataObject } from '../mds/layout'
+import { type Ino, isDir, ROOT_INO } from '../mds/types'
+import type { ObjectWrite } from '../store/types'
+import type { JsonValue, MonitorApi } from '../mon/types'
+import { DEFAULT_POLICY, isDecoupled, parsePolicy, type Policy } from './policy'
+
+export const POLICYMAP = 'policymap'
+/** Deepest directory nesting searched for a policy. */
+const ANCESTRY_MAX = 4096
+/** Largest subtree handed out as a snapshot (entries). */
+export const SNAPSHOT_MAX_ENTRIES = 2_000_000
+
+export interface PolicyEntry {
+  /** The directory the policy is set on. */
+  root: Ino
+  /** Its path when the policy was set (for messages; the inode is what counts). */
+  path: string
+  /** The policies.yml text. */
+  yaml: string
+  policy: Policy
+  /** 1 for the first policy set on this directory, then +1 per change. */
+  version: number
+  setBy: string
+  setAtMs: number
+}
+
+export interface Effective {
+  /** The directory whose policy applies (null: none anywhere above: the defaults). */
+  root: Ino | null
+  entry: PolicyEntry | null
+  policy: Policy
+}
+
+export interface Snapshot {
+  /** [directory, name, inode, type] for every entry of the subtree. */
+  dentries: Array<[Ino, string, Ino, number]>
+  /** [inode, encoded inode record] for the root and everything under it. */
+  inodes: Array<[Ino, Uint8Array]>
+}
+
+export interface ClaimGrant {
+  root: Ino
+  owner: string
+  inoStart: Ino
+  count: number
+  policy: Policy
+  policyVersion: number
+  /** The last client journal segment of this owner already merged (0: none). */
+  mergedSeq: number
+  snapshot: Snapshot
+}
+
+export class SubtreeRegistry {
+  private readonly entries = new Map<Ino, PolicyEntry>()
+  /** Inodes of each claimed subtree as handed out (for interference checks on inode-only operations). */
+  private readonly claimedInodes = new Map<Ino, Set<Ino>>()
+  private unsubscribe: () => void = () => {}
+  epoch = 0
+
+  constructor (private readonly mds: Mds, private readonly mon: MonitorApi) {
+    this.unsubscribe = mon.subscribe(POLICYMAP, 0, state => {
+      this.epoch = state.epoch
+      this.entries.clear()
+      const v = state.value
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        for (const e of Object.values(v)) {
+          const pe = e as unknown as PolicyEntry
+          if (pe && typeof pe.root === 'number' && pe.policy) this.entries.set(pe.root, pe)
+        }
+      }
+    })
+  }
+
+  close (): void {
+    this.unsubscribe()
+  }
+
+  /** Are there any policies at all? (If not, every check is skipped.) */
+  get empty (): boolean {
+    return this.entries.size === 0
+  }
+
+  get decoupledCount (): number {
+    let n = 0
+    for (const e of this.entries.values()) if (isDecoupled(e.policy)) n++
+    return n
+  }
+
+  entry (dir: Ino): PolicyEntry | null {
+    return this.entries.get(dir) ?? null
+  }
+
+  all (): PolicyEntry[] {
+    return [...this.entries.values()]
+  }
+
+  /** The policy in force for a directory: its own, or the nearest ancestor's. */
+  effective (dir: Ino): Effective {
+    if (this.entries.size === 0) return { root: null, entry: null, policy: DEFAULT_POLICY }
+    let cur = dir
+    for (let depth = 0; depth < ANCESTRY_MAX; depth++) {
+      const e = this.entries.get(cur)
+      if (e) return { root: cur, entry: e, policy: e.policy }
+      if (cur === ROOT_INO) break
+      const parent = this.mds.ns.cache.getInode(cur)
+      if (!parent || !isDir(parent.mode) || parent.parent === cur) break
+      cur = parent.parent
+    }
+    return { root: null, entry: null, policy: DEFAULT_POLICY }
+  }
+
+  /** Set (or replace) the policy of a directory: checked, then committed through the monitor. */
+  async setPolicy (dir: Ino, yaml: string, path: string, by: string): Promise<PolicyEntry> {
+    const inode = this.mds.ns.cache.getInode(dir)
+    if (!inode || !isDir(inode.mode)) throw fsError('ENOTDIR', `inode ${dir} is not a directory`)
+    const { policy } = parsePolicy(yaml, `${path.replace(/\/$/, '')}/policies.yml`)
+    const claim = this.mds.ns.claims.byRoot.get(dir)
+    if (claim && claim.owner !== by) {
+      throw fsError('EBUSY', `${path} is decoupled by client ${claim.owner} with updates not merged yet; that client must merge (cudele sync) before the policy can change`)
+    }
+    const prev = this.entries.get(dir)
+    const entry: PolicyEntry = { root: dir, path, yaml, policy, version: (prev?.version ?? 0) + 1, setBy: by, setAtMs: Date.now() }
+    await this.mon.propose(POLICYMAP, current => {
+      const base = current !== null && typeof current === 'object' && !Array.isArray(current) ? { ...current } : {}
+      base[String(dir)] = entry as unknown as JsonValue
+      return base
+    }, { name: 'mds.0' })
+    this.mon.log('info', 'mds.0', `policy of ${path} (inode ${dir}) is now version ${entry.version}, set by ${by}: ${policy.consistency}/${policy.durability}`)
+    return entry
+  }
+
+  async removePolicy (dir: Ino, by: string): Promise<void> {
+    const claim = this.mds.ns.claims.byRoot.get(dir)
+    if (claim && claim.owner !== by) throw fsError('EBUSY', `inode ${dir} is decoupled by client ${claim.owner}; it must merge first`)
+    await this.mon.propose(POLICYMAP, current => {
+      const base = current !== null && typeof current === 'object' && !Array.isArray(current) ? { ...current } : {}
+      delete base[String(dir)]
+      return base
+    }, { name: 'mds.0' })
+  }
+
+  // ---- claims ----
+
+  /** Who owns the subtree that holds dir (null: nobody). */
+  ownerOf (dir: Ino): { root: Ino, owner: string, policy: Policy } | null {
+    const eff = this.effective(dir)
+    if (eff.root === null) return null
+    const c = this.mds.ns.claims.byRoot.get(eff.root)
+    return c ? { root: eff.root, owner: c.owner, policy: eff.policy } : null
+  }
+
+  /**
+   * Decouple the subtree that holds dir for owner: a new claim (with a fresh
+   * inode range), or the owner's existing one (it reconnected). Another
+   * owner's claim: EBUSY with interfere block, else EAGAIN ("work through the
+   * MDS": its updates will lose at merge).
+   */
+  claim (dir: Ino, owner: string): ClaimGrant {
+    const eff = this.effective(dir)
+    if (eff.root === null || !eff.entry || !isDecoupled(eff.policy)) {
+      throw fsError('EINVAL', `inode ${dir} is not in a decoupled subtree (its policy is ${eff.policy.consistency})`)
+    }
+    const root = eff.root
+    let c = this.mds.ns.claims.byRoot.get(root)
+    if (c && c.owner !== owner) {
+      if (eff.policy.interfere === 'block') throw fsError('EBUSY', `${eff.entry.path} is decoupled by client ${c.owner} (interfere: block)`)
+      throw fsError('EAGAIN', `${eff.entry.path} is decoupled by client ${c.owner}; other clients' updates go through the MDS and lose at merge (interfere: allow)`)
+    }
+    if (!c) {
+      this.mds.claim(root, owner, eff.policy.allocatedInodes)
+      c = this.mds.ns.claims.byRoot.get(root)!
+      this.mon.log('info', 'mds.0', `client ${owner} decoupled ${eff.entry.path} (inodes ${c.inoStart}..${c.inoStart + c.count - 1})`)
+    }
+    const snapshot = this.snapshot(root)
+    this.claimedInodes.set(root, new Set(snapshot.inodes.map(([ino]) => ino)))
+    return {
+      root,
+      owner,
+      inoStart: c.inoStart,
+      count: c.count,
+      policy: eff.policy,
+      policyVersion: eff.entry.version,
+      mergedSeq: c.mergedSeq,
+      snapshot
+    }
+  }
+
+  /** Everything under root, as it is now. */
+  snapshot (root: Ino): Snapshot {
+    const dentries: Snapshot['dentries'] = []
+    const inodes: Snapshot['inodes'] = []
+    const rootInode = this.mds.ns.cache.getInode(root)
+    if (!rootInode) throw fsError('ENOENT', `inode ${root} does not exist`)
+    inodes.push([root, encodeInode(rootInode)])
+    const queue = [root]
+    const seen = new Set<Ino>([root])
+    while (queue.length > 0) {
+      const dir = queue.shift() as Ino
+      let after: string | null = null
+      for (;;) {
+        const page = this.mds.listDir(dir, after, 1024)
+        for (const e of page) {
+          dentries.push([dir, e.name, e.ino, e.type])
+          if (dentries.length > SNAPSHOT_MAX_ENTRIES) throw fsError('EFBIG', `the subtree has more than ${SNAPSHOT_MAX_ENTRIES} entries: too large to decouple`)
+          if (seen.has(e.ino)) continue
+          seen.add(e.ino)
+          const inode = this.mds.ns.cache.getInode(e.ino)
+          if (!inode) continue
+          inodes.push([e.ino, encodeInode(inode)])
+          if (isDir(inode.mode)) queue.push(e.ino)
+        }
+        if (page.length < 1024) break
+        after = page[page.length - 1].name
+      }
+    }
+    return { dentries, inodes }
+  }
+
+  /**
+   * Merge a client journal into the global namespace (the decoupled client's
+   * updates win). Streamed into the MDS journal when the policy's durability
+   * streams; otherwise applied in memory (volatile apply) and written by a
+   * trim right away.
+   */
+  async merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>): Promise<{ applied: number, skipped: number, mergedSeq: number }> {
+    const c = this.mds.ns.claims.byRoot.get(root)
+    if (!c || c.owner !== owner) throw fsError('ESTALE', `client ${owner} does not own subtree ${root} (any more)`)
+    const already = c.mergedSeq
+    const fresh = segments.filter(([seq]) => seq > already).sort((a, b) => a[0] - b[0])
+    const events = fresh.flatMap(([, bytes]) => decodeEvents(bytes))
+    const eff = this.effective(root)
+    const stream = eff.policy.mechanisms.includes('stream')
+    const mergedSeq = fresh.length > 0 ? fresh[fresh.length - 1][0] : already
+    const r = this.mds.applyClientEvents(events, stream, { root, seq: mergedSeq })
+    if (stream) await this.mds.sync(false)
+    else await this.mds.trim()
+    return { ...r, mergedSeq }
+  }
+
+  /** Subtrees a client owns. */
+  claimsOf (owner: string): Array<{ root: Ino, policy: Policy, count: number }> {
+    const out: Array<{ root: Ino, policy: Policy, count: number }> = []
+    for (const c of this.mds.ns.claims.byRoot.values()) {
+      if (c.owner === owner) out.push({ root: c.root, policy: this.effective(c.root).policy, count: c.count })
+    }
+    return out
+  }
+
+  /**
+   * An owner's last session ended (evicted, or closed without letting go).
+   * What happens to its subtrees is what their durability promised:
+   *   none     its unmerged updates are gone: the claim goes, with the data
+   *            its unmerged files left in the store;
+   *   global   its journal is in the object store: merged from there, then released;
+   *   local    its journal is on its own disk: the claim stays until it comes back;
+   * an ownership of a strong subtree (interfere: block) just ends.
+   */
+  async ownerGone (owner: string, readSegments: (owner: string, root: Ino) => Array<[number, Uint8Array]> = () => []): Promise<void> {
+    for (const c of [...this.mds.ns.claims.byRoot.values()]) {
+      if (c.owner !== owner) continue
+      const policy = this.effective(c.root).policy
+      if (c.count === 0 || !isDecoupled(policy)) {
+        this.release(c.root, owner)
+      } else if (policy.durability === 'global') {
+        const segments = readSegments(owner, c.root)
+        if (segments.length > 0) await this.merge(c.root, owner, segments)
+        this.release(c.root, owner)
+        this.mon.log('info', 'mds.0', `merged the stored journal of client ${owner} for subtree ${c.root} after its session ended`)
+      } else if (policy.durability === 'none') {
+        const removed = await this.dropUnmergedData(c.inoStart, c.inoStart + c.count)
+        this.release(c.root, owner)
+        this.mon.log('warn', 'mds.0', `client ${owner} is gone with unmerged updates in subtree ${c.root} (durability none): discarded, with ${removed} data objects`)
+      } else {
+        this.mon.log('info', 'mds.0', `client ${owner} is gone; its subtree ${c.root} (durability local) waits for it to come back`)
+      }
+    }
+  }
+
+  /** Remove data objects of inodes in [start, end) that the namespace does not know (never merged). */
+  private async dropUnmergedData (start: Ino, end: Ino): Promise<number> {
+    const store = this.mds.store
+    const removes: ObjectWrite[] = []
+    let after: string | undefined
+    for (;;) {
+      const names = store.listSync(DATA_POOL, { after, limit: 1024 })
+      for (const name of names) {
+        const p = parseDataObject(name)
+        if (p && p.ino >= start && p.ino < end && !this.mds.ns.cache.getInode(p.ino)) removes.push({ pool: DATA_POOL, name, ops: [{ op: 'remove' }] })
+      }
+      if (names.length < 1024) break
+      after = names[names.length - 1]
+    }
+    for (let i = 0; i < removes.length; i += 512) await store.submit(removes.slice(i, i + 512), { durable: false })
+    return removes.length
+  }
+
+  /** The owner lets go of its subtree (after a final merge, or discarding what it had). */
+  release (root: Ino, owner: string): void {
+    const c = this.mds.ns.claims.byRoot.get(root)
+    if (!c) return
+    if (c.owner !== owner) throw fsError('EPERM', `client ${owner} does not own subtree ${root}`)
+    this.mds.unclaim(root)
+    this.claimedInodes.delete(root)
+    this.mon.log('info', 'mds.0', `client ${owner} released subtree ${root}`)
+  }
+
+  /**
+   * May `client` change things in these directories (or these inodes)? EBUSY
+   * when another client owns the subtree and blocks interference.
+   */
+  checkWrite (client: string, dirs: Ino[], inodes: Ino[] = []): void {
+    if (this.entries.size === 0) return
+    for (const dir of dirs) {
+      const eff = this.effective(dir)
+      if (eff.root === null || eff.policy.interfere !== 'block') continue
+      const c = this.mds.ns.claims.byRoot.get(eff.root)
+      if (c && c.owner !== client) throw fsError('EBUSY', `${eff.entry?.path ?? dir} is owned by client ${c.owner} (interfere: block)`)
+      // A blocking strong subtree belongs to the first client that changes it (no inode range needed).
+      if (!c && !isDecoupled(eff.policy)) {
+        this.mds.claim(eff.root, client, 0)
+        this.mon.log('info', 'mds.0', `client ${client} now owns ${eff.entry?.path ?? eff.root} (interfere: block)`)
+      }
+    }
+    for (const ino of inodes) {
+      for (const [root, set] of this.claimedInodes) {
+        const c = this.mds.ns.claims.byRoot.get(root)
+        if (!c || c.owner === client) continue
+        if (!set.has(ino) && !(ino >= c.inoStart && ino < c.inoStart + c.count)) continue
+        const eff = this.effective(root)
+        if (eff.policy.interfere === 'block') throw fsError('EBUSY', `inode ${ino} is in ${eff.entry?.path ?? root}, owned by client ${c.owner} (interfere: block)`)
+      }
+    }
+  }
+}
+
+export { parsePolicy }

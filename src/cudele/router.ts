@@ -1,0 +1,384 @@
+// The client's backend with Cudele in it: each operation goes either to the
+// MDS (rpcs: the base backend) or, inside a subtree this client has
+// decoupled, to its private copy and client journal.
+//
+// The first change a client makes in a decoupled subtree claims it. Another
+// client's claim means EBUSY (interfere: block) or working through the MDS
+// (interfere: allow: those updates lose at merge). Moving or linking across
+// the edge of a decoupled subtree is refused with EXDEV (like crossing
+// filesystems: `mv` copies instead), so a client journal never refers to
+// anything outside its subtree.
+//
+// Control through the mount, as virtual extended attributes of a directory:
+//   user.cudele.policy   (get) the policy in force, where it comes from, its version
+//   user.cudele.sync     (set) merge the subtree now (weak)
+//   user.cudele.merge    (set) merge the subtree now (invisible too)
+//   user.cudele.journal  (get) the client journal's state
+
+import { type FsError, fsError } from '../common/errors'
+import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
+import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../mds/types'
+import type { ObjectWrite } from '../store/types'
+import type { CapListener, ClientBackend, OpenResult } from '../client/backend'
+import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
+import { describePolicy, isDecoupled } from './policy'
+import { VXATTR, type PolicyInfo, type SubtreeService } from './service'
+
+export const POLICY_FILE = 'policies.yml'
+
+export class CudeleBackend implements ClientBackend {
+  private readonly trees = new Map<Ino, DecoupledSubtree>()
+  /** dir → the policy info answered for it, valid for one policymap epoch. */
+  private readonly policyCache = new Map<Ino, PolicyInfo>()
+  private epoch = -1
+  private decoupledPolicies = 0
+  private readonly opening = new Map<Ino, Promise<DecoupledSubtree | null>>()
+  /** Subtrees whose owner is someone else and that allow interference: work through the MDS. */
+  private readonly interfering = new Set<Ino>()
+
+  /** Directories and policies.yml files seen, by inode: parent and name (for paths in messages). */
+  private readonly names = new Map<Ino, { parent: Ino, name: string }>()
+  private readonly policyFiles = new Map<Ino, Ino>()
+
+  constructor (
+    readonly base: ClientBackend,
+    readonly service: SubtreeService,
+    /** This client's name as an owner of subtrees (stable across restarts for local durability). */
+    readonly owner: string,
+    private readonly opts: DecoupledOptions
+  ) {
+    service.onPolicyChange(epoch => this.policyChanged(epoch))
+  }
+
+  /** Pick up decoupled subtrees this client still owns from a previous run. */
+  async start (): Promise<void> {
+    const e = await this.service.policyEpoch()
+    this.epoch = e.epoch
+    this.decoupledPolicies = e.decoupled
+  }
+
+  private policyChanged (epoch: number): void {
+    if (epoch <= this.epoch) return
+    this.epoch = epoch
+    this.policyCache.clear()
+    this.interfering.clear()
+    this.service.policyEpoch().then(e => { this.decoupledPolicies = e.decoupled }).catch(() => {})
+    // A subtree whose policy changed under us: merge what we have and let go.
+    for (const [root, tree] of this.trees) {
+      this.service.policyOf(root).then(info => {
+        if (info.root === root && info.version === tree.policyVersion && isDecoupled(info.policy)) return
+        this.trees.delete(root)
+        return tree.close('policy-change')
+      }).catch(err => console.error(`cudele: subtree ${root}: ${(err as Error).message}`))
+    }
+  }
+
+  private async policyOf (dir: Ino): Promise<PolicyInfo> {
+    const hit = this.policyCache.get(dir)
+    if (hit && hit.epoch >= this.epoch) return hit
+    const info = await this.service.policyOf(dir)
+    if (info.epoch > this.epoch) this.policyChanged(info.epoch)
+    this.policyCache.set(dir, info)
+    if (this.policyCache.size > 100_000) this.policyCache.clear()
+    return info
+  }
+
+  /** The decoupled subtree (of this client) holding ino, if any. */
+  treeOf (ino: Ino): DecoupledSubtree | null {
+    for (const t of this.trees.values()) if (t.has(ino)) return t
+    return null
+  }
+
+  /** Where a change in dir goes: this client's subtree (claiming it if needed), or null for the MDS. */
+  private async treeForChange (dir: Ino): Promise<DecoupledSubtree | null> {
+    const t = this.treeOf(dir)
+    if (t) return t
+    if (this.decoupledPolicies === 0) return null
+    const info = await this.policyOf(dir)
+    if (info.root === null || !isDecoupled(info.policy) || this.interfering.has(info.root)) return null
+    const root = info.root
+    let opening = this.opening.get(root)
+    if (!opening) {
+      opening = this.claim(dir).finally(() => this.opening.delete(root))
+      this.opening.set(root, opening)
+    }
+    return await opening
+  }
+
+  private async claim (dir: Ino): Promise<DecoupledSubtree | null> {
+    try {
+      const grant = await this.service.claim(dir, this.owner)
+      const existing = this.trees.get(grant.root)
+      if (existing) return existing
+      const tree = await DecoupledSubtree.open(grant, this.service, this.opts)
+      this.trees.set(grant.root, tree)
+      return tree
+    } catch (err) {
+      if ((err as FsError).code === 'EAGAIN') {
+        const info = await this.policyOf(dir)
+        if (info.root !== null) this.interfering.add(info.root)
+        return null
+      }
+      throw err
+    }
+  }
+
+  /** Both ends of a rename/link must be on the same side of a decoupled subtree's edge. */
+  private sameSide (a: DecoupledSubtree | null, b: DecoupledSubtree | null): void {
+    if (a !== b) throw fsError('EXDEV', 'cannot move or link across the edge of a decoupled subtree (its updates are journaled apart)')
+  }
+
+  /** Remember where directories and policy files are (bounded: it only serves messages). */
+  private seen (parent: Ino, name: string, a: Attr | null): Attr | null {
+    if (!a) return a
+    if ((a.mode & 0o170000) === 0o040000) {
+      if (this.names.size > 100_000) this.names.clear()
+      this.names.set(a.ino, { parent, name })
+    } else if (name === POLICY_FILE) {
+      if (this.policyFiles.size > 10_000) this.policyFiles.clear()
+      this.policyFiles.set(a.ino, parent)
+    }
+    return a
+  }
+
+  /** A directory's path as far as this client knows it. */
+  pathOf (dir: Ino): string {
+    const parts: string[] = []
+    let cur = dir
+    for (let i = 0; i < 256 && cur !== 1; i++) {
+      const n = this.names.get(cur)
+      if (!n) return parts.length === 0 ? `inode ${dir}` : `(inode ${cur})/${parts.reverse().join('/')}`
+      parts.push(Buffer.from(n.name, 'latin1').toString())
+      cur = n.parent
+    }
+    return '/' + parts.reverse().join('/')
+  }
+
+  /** A policies.yml was written and closed: check it and set it (through the monitor). */
+  async closedAfterWrite (ino: Ino, content: () => Promise<Buffer>): Promise<void> {
+    const dir = this.policyFiles.get(ino)
+    if (dir === undefined) return
+    const text = (await content()).toString('utf8')
+    const path = this.pathOf(dir)
+    try {
+      // Our own decoupled subtree merges first: a policy change must not lose updates.
+      const t = this.trees.get(dir)
+      if (t) await t.merge()
+      await this.service.setPolicy(dir, text, path, this.owner)
+    } catch (err) {
+      const msg = (err as Error).message.replace(/^EINVAL: /, '')
+      console.error(`cudele: ${path}/${POLICY_FILE} refused: ${msg}`)
+      throw err
+    }
+  }
+
+  // ---- reads ----
+
+  async lookup (parent: Ino, name: string): Promise<Attr> {
+    const t = this.treeOf(parent)
+    return this.seen(parent, name, t ? t.mds.lookup(parent, name) : await this.base.lookup(parent, name)) as Attr
+  }
+
+  async lookupOrNull (parent: Ino, name: string): Promise<Attr | null> {
+    const t = this.treeOf(parent)
+    return this.seen(parent, name, t ? t.mds.lookupOrNull(parent, name) : await this.base.lookupOrNull(parent, name))
+  }
+
+  async getattr (ino: Ino): Promise<Attr> {
+    const t = this.treeOf(ino)
+    return t ? t.mds.getattr(ino) : await this.base.getattr(ino)
+  }
+
+  async readlink (ino: Ino): Promise<string> {
+    const t = this.treeOf(ino)
+    return t ? t.mds.readlink(ino) : await this.base.readlink(ino)
+  }
+
+  async readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> {
+    const t = this.treeOf(ino)
+    return t ? await t.mds.readdir(ino, after, limit) : await this.base.readdir(ino, after, limit)
+  }
+
+  async getxattr (ino: Ino, name: string): Promise<Buffer> {
+    if (name === VXATTR.policy) return Buffer.from(JSON.stringify(await this.policyReport(ino), null, 2) + '\n')
+    if (name === VXATTR.journal) return Buffer.from(JSON.stringify(this.journalReport(ino), null, 2) + '\n')
+    const t = this.treeOf(ino)
+    return t ? t.mds.getxattr(ino, name) : await this.base.getxattr(ino, name)
+  }
+
+  async listxattr (ino: Ino): Promise<string[]> {
+    const t = this.treeOf(ino)
+    return t ? t.mds.listxattr(ino) : await this.base.listxattr(ino)
+  }
+
+  async statfs (): Promise<FsStats> { return await this.base.statfs() }
+
+  /** What `cudele policy show` prints. */
+  async policyReport (dir: Ino): Promise<Record<string, unknown>> {
+    const info = await this.service.policyOf(dir)
+    const tree = info.root !== null ? this.trees.get(info.root) : undefined
+    return {
+      directory: dir,
+      source: info.root === null ? 'default (no policies.yml in this directory or above it)' : `${info.path} (inode ${info.root})`,
+      version: info.version,
+      epoch: info.epoch,
+      consistency: info.policy.consistency,
+      durability: info.policy.durability,
+      consistency_mechanisms: info.policy.consistencyExpr,
+      durability_mechanisms: info.policy.durabilityExpr || 'none',
+      allocated_inodes: info.policy.allocatedInodes,
+      interfere: info.policy.interfere,
+      sync_interval_ms: info.policy.syncIntervalMs,
+      summary: describePolicy(info.policy),
+      owner: info.owner,
+      owned_here: tree !== undefined,
+      unmerged_segments: tree?.unmergedSegments ?? 0
+    }
+  }
+
+  journalReport (ino: Ino): Record<string, unknown> {
+    const t = this.treeOf(ino)
+    if (!t) return { decoupled: false }
+    return {
+      decoupled: true,
+      root: t.root,
+      owner: t.owner,
+      inodes: `${t.inoStart}..${t.inoEnd - 1}`,
+      unmerged_segments: t.unmergedSegments,
+      journal_events: t.mds.journal.stats.events,
+      journal_bytes: t.stats.journalBytes,
+      merges: t.stats.merges,
+      merged_events: t.stats.mergedEvents
+    }
+  }
+
+  // ---- changes ----
+
+  async mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
+    // policies.yml itself always goes to the MDS: the policy must be readable by everyone.
+    const t = name === POLICY_FILE ? null : await this.treeForChange(parent)
+    if (name === POLICY_FILE && this.treeOf(parent)) throw fsError('EXDEV', 'policies.yml of a decoupled subtree is changed through a client that does not own it, or with cudele policy set')
+    return this.seen(parent, name, t ? t.mds.mknod(parent, name, mode, rdev, caller) : await this.base.mknod(parent, name, mode, rdev, caller)) as Attr
+  }
+
+  async mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> {
+    const t = await this.treeForChange(parent)
+    return this.seen(parent, name, t ? t.mds.mkdir(parent, name, mode, caller) : await this.base.mkdir(parent, name, mode, caller)) as Attr
+  }
+
+  async symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> {
+    const t = await this.treeForChange(parent)
+    return t ? t.mds.symlink(parent, name, target, caller) : await this.base.symlink(parent, name, target, caller)
+  }
+
+  async link (ino: Ino, newParent: Ino, newName: string): Promise<Attr> {
+    const t = await this.treeForChange(newParent)
+    this.sameSide(this.treeOf(ino), t)
+    return t ? t.mds.link(ino, newParent, newName) : await this.base.link(ino, newParent, newName)
+  }
+
+  async unlink (parent: Ino, name: string): Promise<void> {
+    const t = await this.treeForChange(parent)
+    if (t) t.mds.unlink(parent, name)
+    else await this.base.unlink(parent, name)
+  }
+
+  async rmdir (parent: Ino, name: string): Promise<void> {
+    const t = await this.treeForChange(parent)
+    if (t) t.mds.rmdir(parent, name)
+    else await this.base.rmdir(parent, name)
+  }
+
+  async rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
+    const a = await this.treeForChange(parent)
+    const b = await this.treeForChange(newParent)
+    this.sameSide(a, b)
+    if (a) a.mds.rename(parent, name, newParent, newName, flags)
+    else await this.base.rename(parent, name, newParent, newName, flags)
+  }
+
+  async setattr (ino: Ino, change: SetAttr): Promise<Attr> {
+    const t = this.treeOf(ino)
+    return t ? t.mds.setattr(ino, change) : await this.base.setattr(ino, change)
+  }
+
+  async setxattr (ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
+    if (name === VXATTR.sync || name === VXATTR.merge) return await this.mergeAt(ino, name === VXATTR.merge)
+    const t = this.treeOf(ino)
+    if (t) t.mds.setxattr(ino, name, value, flags)
+    else await this.base.setxattr(ino, name, value, flags)
+  }
+
+  async removexattr (ino: Ino, name: string): Promise<void> {
+    const t = this.treeOf(ino)
+    if (t) t.mds.removexattr(ino, name)
+    else await this.base.removexattr(ino, name)
+  }
+
+  /** `cudele sync` / `cudele merge`: merge the subtree holding dir (sync: only weak subtrees). */
+  async mergeAt (dir: Ino, anyConsistency: boolean): Promise<void> {
+    const t = this.treeOf(dir)
+    if (!t) {
+      const info = await this.service.policyOf(dir)
+      if (!isDecoupled(info.policy)) return // strong: everything is merged already
+      if (info.owner !== null && info.owner !== this.owner) throw fsError('EBUSY', `the subtree is decoupled by client ${info.owner}; only it can merge`)
+      return
+    }
+    if (!anyConsistency && t.policy.consistency === 'invisible') {
+      throw fsError('EINVAL', 'this subtree has invisible consistency: it merges only on `cudele merge`')
+    }
+    await t.merge()
+  }
+
+  // ---- files ----
+
+  async openFile (ino: Ino, flags: number): Promise<OpenResult> {
+    const t = this.treeOf(ino)
+    if (!t) return await this.base.openFile(ino, flags)
+    return { attr: t.mds.open(ino), caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 }
+  }
+
+  async acquireCaps (ino: Ino, bits: number): Promise<{ caps: number, leaseMs: number }> {
+    if (this.treeOf(ino)) return { caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 }
+    return await this.base.acquireCaps(ino, bits)
+  }
+
+  setCapListener (l: CapListener): void { this.base.setCapListener(l) }
+
+  async open (ino: Ino): Promise<Attr> { return (await this.openFile(ino, 0)).attr }
+
+  async release (ino: Ino): Promise<void> {
+    const t = this.treeOf(ino)
+    if (t) t.mds.release(ino)
+    else await this.base.release(ino)
+  }
+
+  commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable: boolean): { attr: Attr | Promise<Attr>, committed: Promise<unknown> } {
+    const t = this.treeOf(ino)
+    if (!t) return this.base.commitData(ino, writes, change, durable)
+    // The data goes to the store; the size and times it implies go to the client journal.
+    const committed = this.service.writeData(writes, durable)
+    return { attr: t.mds.setattr(ino, change), committed }
+  }
+
+  readData (object: string, offset: number, length: number): Promise<Uint8Array | null> { return this.base.readData(object, offset, length) }
+  listData (prefix: string, after: string | undefined, limit: number): Promise<string[]> { return this.base.listData(prefix, after, limit) }
+
+  async sync (durable: boolean): Promise<void> {
+    await Promise.all([this.base.sync(durable), ...[...this.trees.values()].map(t => t.persist())])
+  }
+
+  /** Persist (fsync) in a subtree: its client journal as far as the policy goes. */
+  async syncAt (ino: Ino): Promise<void> {
+    const t = this.treeOf(ino)
+    if (t) await t.persist()
+  }
+
+  /** Unmount: each subtree merges (weak) or keeps its journal (invisible), as its policy says. */
+  async close (): Promise<void> {
+    for (const t of this.trees.values()) {
+      await t.close('unmount').catch(err => console.error(`cudele: subtree ${t.root}: ${(err as Error).message}`))
+    }
+    this.trees.clear()
+  }
+}
