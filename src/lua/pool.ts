@@ -72,8 +72,10 @@ export interface LuaPoolOptions {
   maxScriptsPerWorker?: number
   /**
    * Run workers this much below the main thread's CPU priority (a nice
-   * increment; Linux only). Default 5: spinning scripts then cannot starve
-   * the thread that serves clients. 0 keeps the same priority.
+   * increment; Linux only). Default 2: with every worker spinning, the
+   * thread that serves clients still gets the larger share of a core. More
+   * protects it further but makes Lua lose to every other process on a busy
+   * machine; 0 keeps the same priority.
    */
   nice?: number
 }
@@ -146,7 +148,7 @@ export class LuaPool {
     this.graceMs = opts.graceMs ?? Math.max(250, this.limits.timeMs)
     this.maxCalls = Math.max(1, opts.maxCallsPerMessage ?? 256)
     this.maxScripts = Math.max(1, opts.maxScriptsPerWorker ?? 64)
-    this.nice = Math.max(0, Math.min(19, Math.floor(opts.nice ?? 5)))
+    this.nice = Math.max(0, Math.min(19, Math.floor(opts.nice ?? 2)))
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn(i))
   }
 

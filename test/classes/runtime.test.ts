@@ -258,7 +258,7 @@ return {
 
 test('hostile methods are contained (time, memory, a stuck worker) and leave their objects untouched', async () => {
   const w = await freshWorld('hostile', {
-    pool: { limits: { memoryBytes: 16 * 1024 * 1024 }, graceMs: 150 },
+    pool: { limits: { memoryBytes: 16 * 1024 * 1024 }, graceMs: 700 },
     runtime: { limits: { timeMs: 300, instructions: 1e12 } }
   })
   try {
