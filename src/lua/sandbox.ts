@@ -73,6 +73,8 @@ export class Sandbox {
   private readonly scripts = new Map<string, ScriptEntry>()
   private readonly hosts = new Map<string, HostEntry>()
   private readonly args: StackArgs
+  /** Function names as bytes, so a call does not encode its name each time. */
+  private readonly fnNames = new Map<string, Buffer>()
   private readonly rets: StackReturns
 
   private memoryUsed = 0
@@ -255,13 +257,18 @@ export class Sandbox {
     if (!loaded.ok) return loaded
     const s = this.scripts.get(key) as ScriptEntry
     const { M, heap } = this
-    const fnBytes = Buffer.from(fn, 'utf8')
+    let fnBytes = this.fnNames.get(fn)
+    if (fnBytes === undefined) {
+      fnBytes = Buffer.from(fn, 'utf8')
+      if (this.fnNames.size < 1024) this.fnNames.set(fn, fnBytes)
+    }
+    const fnName = fnBytes
     let code = 0
     let out: Buffer | null = null
     const r = this.protectedRun(L => {
       M._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.refs.dispatch))
       M._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(s.exportsRef as number))
-      heap.pushBytes(L, fnBytes)
+      heap.pushBytes(L, fnName)
       heap.pushBytes(L, input)
       M._lua_callk(L, 3, 2, 0, 0)
       code = Number(M._lua_tointegerx(L, 1, 0))

@@ -39,6 +39,10 @@ type PayloadOp =
   | { k: 'write', offset: number, data: Uint8Array }
   | { k: 'truncate', size: number }
 
+/** Shared empty containers, never written: replaced by fresh ones on first write. */
+const EMPTY: Map<string, Buffer | null> = new Map()
+const NONE: PayloadOp[] = []
+
 export class ObjectOverlay implements ObjectView {
   private exists: boolean
   private size: number
@@ -46,10 +50,12 @@ export class ObjectOverlay implements ObjectView {
   private mtimeMs: number
   /** False once the payload was replaced or removed here: below's bytes are gone. */
   private payloadBelow = true
-  private readonly payloadOps: PayloadOp[] = []
-  private readonly omap = new Map<string, Buffer | null>()
+  private payloadOps: PayloadOp[] = NONE
+  // Allocated on first write: most calls touch one or two of these, and an
+  // overlay is made per call.
+  private omap: Map<string, Buffer | null> = EMPTY
   private omapBelow = true
-  private readonly xattrs = new Map<string, Buffer | null>()
+  private xattrs: Map<string, Buffer | null> = EMPTY
   private xattrsBelow = true
   /** The ops, in order, as the store will apply them. */
   readonly ops: ObjectOp[] = []
@@ -157,16 +163,16 @@ export class ObjectOverlay implements ObjectView {
         this.exists = false
         this.size = 0
         this.resetPayload()
-        this.omap.clear()
+        this.omap = EMPTY
         this.omapBelow = false
-        this.xattrs.clear()
+        this.xattrs = EMPTY
         this.xattrsBelow = false
         break
       case 'write':
         this.materialize()
         // An empty write creates the object but, as in the store, does not move its size.
         if (op.data.length > 0) {
-          this.payloadOps.push({ k: 'write', offset: op.offset, data: op.data })
+          this.payloadList().push({ k: 'write', offset: op.offset, data: op.data })
           this.size = Math.max(this.size, op.offset + op.data.length)
         }
         this.bytes += op.data.length
@@ -174,39 +180,39 @@ export class ObjectOverlay implements ObjectView {
       case 'writeFull':
         this.materialize()
         this.resetPayload()
-        this.payloadOps.push({ k: 'write', offset: 0, data: op.data })
+        this.payloadList().push({ k: 'write', offset: 0, data: op.data })
         this.size = op.data.length
         this.bytes += op.data.length
         break
       case 'truncate':
         this.materialize()
-        this.payloadOps.push({ k: 'truncate', size: op.size })
+        this.payloadList().push({ k: 'truncate', size: op.size })
         this.size = op.size
         break
       case 'omapSet':
         this.materialize()
         for (const [k, v] of op.entries) {
-          this.omap.set(Buffer.from(k).toString('latin1'), Buffer.from(v))
+          this.omapMap().set(latin1(k), asBuffer(v))
           this.bytes += k.length + v.length
         }
         break
       case 'omapRemove':
         if (!this.exists) return // nothing to take away: the op would do nothing, leave it out
-        for (const k of op.keys) this.omap.set(Buffer.from(k).toString('latin1'), null)
+        for (const k of op.keys) this.omapMap().set(latin1(k), null)
         break
       case 'omapClear':
         if (!this.exists) return
-        this.omap.clear()
+        this.omap = EMPTY
         this.omapBelow = false
         break
       case 'setXattr':
         this.materialize()
-        this.xattrs.set(op.name, Buffer.from(op.value))
+        this.xattrsMap().set(op.name, asBuffer(op.value))
         this.bytes += op.name.length + op.value.length
         break
       case 'removeXattr':
         if (!this.exists) return
-        this.xattrs.set(op.name, null)
+        this.xattrsMap().set(op.name, null)
         break
       default:
         throw new Error(`overlay: op ${op.op} is not used by object classes`)
@@ -220,15 +226,30 @@ export class ObjectOverlay implements ObjectView {
     this.exists = true
     this.size = 0
     this.resetPayload()
-    this.omap.clear()
+    this.omap = EMPTY
     this.omapBelow = false
-    this.xattrs.clear()
+    this.xattrs = EMPTY
     this.xattrsBelow = false
   }
 
   private resetPayload (): void {
     this.payloadBelow = false
-    this.payloadOps.length = 0
+    this.payloadOps = NONE
+  }
+
+  private payloadList (): PayloadOp[] {
+    if (this.payloadOps === NONE) this.payloadOps = []
+    return this.payloadOps
+  }
+
+  private omapMap (): Map<string, Buffer | null> {
+    if (this.omap === EMPTY) this.omap = new Map()
+    return this.omap
+  }
+
+  private xattrsMap (): Map<string, Buffer | null> {
+    if (this.xattrs === EMPTY) this.xattrs = new Map()
+    return this.xattrs
   }
 
   /** Consecutive omap sets (or removes) travel as one op. */
@@ -256,4 +277,13 @@ export class ObjectOverlay implements ObjectView {
       this.version = 0
     }
   }
+}
+
+function latin1 (k: Uint8Array): string {
+  return (Buffer.isBuffer(k) ? k : Buffer.from(k.buffer, k.byteOffset, k.byteLength)).toString('latin1')
+}
+
+/** The bytes as a Buffer without copying (ops are never changed once recorded). */
+function asBuffer (v: Uint8Array): Buffer {
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
 }
