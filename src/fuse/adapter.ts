@@ -165,8 +165,11 @@ export class FuseAdapter {
         c.fallocate(fh, mode, offset, length).then(ok(req), err(req))
       },
       opendir: (req, ino) => {
-        c.getattr(ino).then(a => {
+        c.getattr(ino).then(async a => {
           if ((a.mode & S_IFDIR) !== S_IFDIR) throw fsError('ENOTDIR', `inode ${ino} is not a directory`)
+          // Held open in the MDS like a file: removed while open, it stays until
+          // releasedir (fstat and readdir of it keep working), not purged under it.
+          await c.backend.open(ino)
           const dh = this.nextDh++
           this.dirs.set(dh, { ino, page: [], pageStart: 0, done: false })
           this.s().replyOpen(req, dh, 0)
@@ -181,9 +184,9 @@ export class FuseAdapter {
           this.s().replyReaddirPlus(req, size, entries, new Float64Array(entries.length * 16), 0, 0)
         }, err(req))
       },
-      releasedir: (req, _ino, fh) => {
+      releasedir: (req, ino, fh) => {
         this.dirs.delete(fh)
-        this.s().replyErr(req, 0)
+        Promise.resolve(c.backend.release(ino)).then(ok(req), err(req))
       },
       fsyncdir: (req) => { c.backend.sync(true).then(ok(req), err(req)) },
       statfs: (req) => {
