@@ -396,7 +396,7 @@ export class Client {
     const { writes, start, end, bytes } = f.takeWrites()
     this.dirtyBytes -= bytes
     f.mtime = null
-    const change: SetAttr = { size, mtime, ctime: mtime }
+    const change: SetAttr = { size, grow: true, mtime, ctime: mtime }
     const { committed } = this.backend.commitData(f.ino, writes, change, durable)
     this.track(f, start, end, committed, bytes)
     return committed

@@ -18,6 +18,8 @@ import type { MapState } from '../mon/types'
 export interface RemoteOptions {
   /** Give up reconnecting after this long (ms); pending requests then fail with ENOTCONN. */
   reconnectTimeoutMs: number
+  /** A server silent this long (ms) counts as gone: the client closes the connection and reconnects. */
+  deadServerMs: number
   /** Shown in the server's status. */
   name: string
   /**
@@ -32,7 +34,7 @@ export interface RemoteOptions {
   owner?: string
 }
 
-export const DEFAULT_REMOTE_OPTIONS: RemoteOptions = { reconnectTimeoutMs: 5 * 60_000, name: 'cudele-client' }
+export const DEFAULT_REMOTE_OPTIONS: RemoteOptions = { reconnectTimeoutMs: 5 * 60_000, deadServerMs: 10_000, name: 'cudele-client' }
 
 interface Unsafe {
   tid: number
@@ -43,6 +45,12 @@ interface Unsafe {
   reject: (e: Error) => void
 }
 
+/**
+ * A server that stops answering (hung, or a silent network partition) is
+ * noticed this way: the connection closes and the client reconnects (and
+ * gives up after reconnectTimeoutMs).
+ */
+const HEARTBEAT_MS = 1000
 const RECONNECT_MIN_MS = 20
 const RECONNECT_MAX_MS = 1000
 
@@ -79,7 +87,7 @@ export class RemoteBackend implements ClientBackend {
 
   static async connect (address: string, opts: Partial<RemoteOptions> = {}): Promise<RemoteBackend> {
     const options = { ...DEFAULT_REMOTE_OPTIONS, ...opts }
-    const conn = await connect(address, { name: options.name })
+    const conn = await connect(address, { name: options.name, heartbeatMs: HEARTBEAT_MS, heartbeatTimeoutMs: options.deadServerMs })
     const b = new RemoteBackend(address, conn, options)
     await b.attach(conn, false)
     return b
@@ -138,7 +146,7 @@ export class RemoteBackend implements ClientBackend {
           throw err
         }
         try {
-          const conn = await connect(this.address, { name: this.options.name, timeoutMs: 2000 })
+          const conn = await connect(this.address, { name: this.options.name, timeoutMs: 2000, heartbeatMs: HEARTBEAT_MS, heartbeatTimeoutMs: this.options.deadServerMs })
           this.stats.reconnects++
           await this.attach(conn, true)
           return
@@ -271,7 +279,7 @@ export class RemoteBackend implements ClientBackend {
   }
 
   async openFile (ino: Ino, flags: number): Promise<OpenResult> {
-    const r = await this.query<{ attr: Attr, caps: number, leaseMs: number }>('open', [ino, flags])
+    const r = await this.mutate<{ attr: Attr, caps: number, leaseMs: number }>('open', [ino, flags])
     this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1)
     if (r.caps) this.caps.set(ino, (this.caps.get(ino) ?? 0) | r.caps)
     return r
@@ -307,7 +315,7 @@ export class RemoteBackend implements ClientBackend {
     // restarts meanwhile, the new session reclaims it, and the release (sent
     // again after the reconnect) finds it open there.
     try {
-      await this.query('release', [ino])
+      await this.mutate('release', [ino])
     } finally {
       const n = (this.opens.get(ino) ?? 0) - 1
       if (n > 0) this.opens.set(ino, n)

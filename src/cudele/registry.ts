@@ -12,7 +12,8 @@ import { fsError } from '../common/errors'
 import { encodeInode } from '../mds/inode'
 import type { Mds } from '../mds/mds'
 import { decodeEvents } from '../mds/events'
-import { DATA_POOL, parseDataObject } from '../mds/layout'
+import { DATA_POOL, METADATA_POOL, parseDataObject } from '../mds/layout'
+import { segmentObject } from './service'
 import { type Ino, isDir, ROOT_INO } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import type { JsonValue, MonitorApi } from '../mon/types'
@@ -243,11 +244,31 @@ export class SubtreeRegistry {
     const fresh = segments.filter(([seq]) => seq > already).sort((a, b) => a[0] - b[0])
     const events = fresh.flatMap(([, bytes]) => decodeEvents(bytes))
     const eff = this.effective(root)
-    const stream = eff.policy.mechanisms.includes('stream')
     const mergedSeq = fresh.length > 0 ? fresh[fresh.length - 1][0] : already
+    if (eff.policy.mechanisms.includes('nonvolatile_apply')) return await this.mergeThroughStore(root, owner, fresh, mergedSeq)
+    const stream = eff.policy.mechanisms.includes('stream')
     const r = this.mds.applyClientEvents(events, stream, { root, seq: mergedSeq })
     if (stream) await this.mds.sync(false)
     else await this.mds.trim()
+    return { ...r, mergedSeq }
+  }
+
+  /**
+   * nonvolatile_apply: the client journal is written to the object store,
+   * and the MDS replays it from there, journaling what it applies; the staged
+   * objects go once that is safe.
+   */
+  private async mergeThroughStore (root: Ino, owner: string, segments: Array<[number, Uint8Array]>, mergedSeq: number): Promise<{ applied: number, skipped: number, mergedSeq: number }> {
+    const store = this.mds.store
+    const staged = segments.map(([seq]) => `staged.${segmentObject(owner, root, seq)}`)
+    await store.submit(segments.map(([, bytes], i) => ({ pool: METADATA_POOL, name: staged[i], ops: [{ op: 'writeFull', data: bytes }] })), { durable: true })
+    const events = staged.flatMap(name => {
+      const st = store.statSync(METADATA_POOL, name)
+      return decodeEvents(store.readSync(METADATA_POOL, name, 0, st?.size ?? 0) ?? new Uint8Array(0))
+    })
+    const r = this.mds.applyClientEvents(events, true, { root, seq: mergedSeq })
+    await this.mds.sync(true)
+    await store.submit(staged.map(name => ({ pool: METADATA_POOL, name, ops: [{ op: 'remove' }] })), { durable: false })
     return { ...r, mergedSeq }
   }
 

@@ -20,7 +20,10 @@ import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
 import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import type { CapListener, ClientBackend, OpenResult } from '../client/backend'
+import * as fs from 'fs'
+import * as path from 'path'
 import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
+import { JournalFile } from './journalfile'
 import { describePolicy, isDecoupled } from './policy'
 import { VXATTR, type PolicyInfo, type SubtreeService } from './service'
 
@@ -50,11 +53,29 @@ export class CudeleBackend implements ClientBackend {
     service.onPolicyChange(epoch => this.policyChanged(epoch))
   }
 
-  /** Pick up decoupled subtrees this client still owns from a previous run. */
+  /**
+   * Pick up decoupled subtrees this client still owns from a previous run
+   * (local_persist journals in its journal directory): they come back as the
+   * client left them, and merge later as their policy says.
+   */
   async start (): Promise<void> {
     const e = await this.service.policyEpoch()
     this.epoch = e.epoch
     this.decoupledPolicies = e.decoupled
+    if (this.opts.journalDir === null) return
+    let files: string[] = []
+    try { files = fs.readdirSync(this.opts.journalDir).filter(f => f.startsWith(this.owner + '.') && f.endsWith('.cj')) } catch {}
+    for (const f of files) {
+      const file = path.join(this.opts.journalDir, f)
+      try {
+        const { header, segments } = JournalFile.read(file)
+        if (header.source !== this.opts.source || header.owner !== this.owner) continue
+        const tree = await this.claim(header.root)
+        if (tree) console.error(`cudele: picked up ${segments.length} journal segments of decoupled subtree ${this.pathOf(header.root)} from ${file}`)
+      } catch (err) {
+        console.error(`cudele: cannot pick up the client journal ${file}: ${(err as Error).message}`)
+      }
+    }
   }
 
   private policyChanged (epoch: number): void {

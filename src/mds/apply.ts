@@ -51,11 +51,14 @@ export function applyEvent (ns: Namespace, ev: Event): boolean {
       ns.completed.add(ev.client, ev.tid)
       return true
     case EventType.Claim:
-      ns.claims.set({ root: ev.root, owner: ev.owner, inoStart: ev.inoStart, count: ev.count })
+      ns.claims.set({ root: ev.root, owner: ev.owner, inoStart: ev.inoStart, count: ev.count, mergedSeq: 0 })
       if (ev.count > 0) ns.inotable.bump(ev.inoStart + ev.count - 1)
       return true
     case EventType.Unclaim:
       ns.claims.delete(ev.root)
+      return true
+    case EventType.Merged:
+      ns.claims.setMerged(ev.root, ev.seq)
       return true
   }
 }

@@ -22,7 +22,8 @@ export const enum EventType {
   Purge = 8,
   Request = 9,
   Claim = 10,
-  Unclaim = 11
+  Unclaim = 11,
+  Merged = 12
 }
 
 /** SetAttr mask bits: which fields the event sets. */
@@ -140,7 +141,14 @@ export interface UnclaimEvent {
   root: Ino
 }
 
-export type Event = MknodEvent | LinkEvent | UnlinkEvent | RenameEvent | SetAttrEvent | SetXattrEvent | RemoveXattrEvent | PurgeEvent | RequestEvent | ClaimEvent | UnclaimEvent
+/** The owner's client journal of a subtree is merged up to segment seq. */
+export interface MergedEvent {
+  type: EventType.Merged
+  root: Ino
+  seq: number
+}
+
+export type Event = MknodEvent | LinkEvent | UnlinkEvent | RenameEvent | SetAttrEvent | SetXattrEvent | RemoveXattrEvent | PurgeEvent | RequestEvent | ClaimEvent | UnclaimEvent | MergedEvent
 
 const ZERO: Timespec = { s: 0, ns: 0 }
 
@@ -202,6 +210,9 @@ export function encodeEvent (enc: Encoder, ev: Event): void {
     case EventType.Unclaim:
       enc.uint(ev.root)
       break
+    case EventType.Merged:
+      enc.uint(ev.root).uint(ev.seq)
+      break
     default:
       throw new RangeError(`unknown event type ${(ev as Event).type}`)
   }
@@ -258,6 +269,10 @@ export function decodeEvent (d: Decoder): Event {
     }
     case EventType.Unclaim:
       return { type, root: d.uint() }
+    case EventType.Merged: {
+      const root = d.uint()
+      return { type, root, seq: d.uint() }
+    }
     default:
       throw new RangeError(`unknown event type ${type} at byte ${d.pos - 1}`)
   }
@@ -284,5 +299,6 @@ export function eventName (ev: Event): string {
     case EventType.Request: return 'request'
     case EventType.Claim: return 'claim'
     case EventType.Unclaim: return 'unclaim'
+    case EventType.Merged: return 'merged'
   }
 }

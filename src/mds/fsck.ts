@@ -209,7 +209,8 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
   for (;;) {
     const names = store.listSync(METADATA_POOL, { after, limit: PAGE })
     for (const name of names) {
-      if (known.has(name) || name.startsWith('inodes.') || parseJournalObject(name) !== null) continue
+      // cj.*: client journals kept in the store (global_persist) until merged; staged.*: a merge in progress.
+      if (known.has(name) || name.startsWith('inodes.') || name.startsWith('cj.') || name.startsWith('staged.cj.') || parseJournalObject(name) !== null) continue
       const m = /^([0-9a-f]+)\.00000000$/.exec(name)
       if (m) {
         const ino = parseInt(m[1], 16)

@@ -62,7 +62,7 @@ export class Mds implements MdsApi {
   readonly replayProblems: string[] = []
 
   constructor (
-    private readonly store: LocalStore,
+    readonly store: LocalStore,
     readonly journal: Journal,
     nextIno: Ino,
     strays: Iterable<Ino>,
@@ -388,8 +388,10 @@ export class Mds implements MdsApi {
       if (isDir(inode.mode)) throw fsError('EISDIR', 'cannot truncate a directory')
       if (!isReg(inode.mode)) throw fsError('EINVAL', 'only regular files have a settable size')
       if (change.size < 0 || !Number.isSafeInteger(change.size)) throw fsError('EINVAL', `invalid size ${change.size}`)
-      ev.mask |= SA.SIZE
-      ev.size = change.size
+      if (!change.grow || change.size > inode.size) {
+        ev.mask |= SA.SIZE
+        ev.size = change.size
+      }
     }
     if (change.mode !== undefined) {
       ev.mask |= SA.MODE
@@ -451,10 +453,10 @@ export class Mds implements MdsApi {
    * win over what others did meanwhile). journal: also stream them into the
    * MDS journal; otherwise they live in memory until the next trim.
    */
-  applyClientEvents (events: Event[], journal: boolean): { applied: number, skipped: number } {
+  applyClientEvents (events: Event[], journal: boolean, merged?: { root: Ino, seq: number }): { applied: number, skipped: number } {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
     for (const ev of events) {
-      if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge) {
+      if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge || ev.type === EventType.Merged) {
         throw fsError('EINVAL', `a client journal may not hold ${describe(ev)}`)
       }
     }
@@ -476,6 +478,11 @@ export class Mds implements MdsApi {
         } else {
           skipped++
         }
+      }
+      if (merged) {
+        const m: Event = { type: EventType.Merged, root: merged.root, seq: merged.seq }
+        applyEvent(this.ns, m)
+        if (journal) this.journal.append(m)
       }
     })
     // Unjournaled events reach the store with the next trim, and so does the
@@ -572,7 +579,8 @@ export class Mds implements MdsApi {
   }
 
   private kickPurge (): void {
-    if (this.purging || this.purgeQueue.size === 0 || this.readOnly || this.closed) return
+    // A private copy (no trimming) leaves purges to the MDS its journal is merged into.
+    if (this.purging || this.purgeQueue.size === 0 || this.readOnly || this.closed || this.options.trimming === false) return
     if (performance.now() < this.purgeNotBeforeMs) return
     this.purging = true
     this.purgeAll().catch(() => {}).finally(() => {
@@ -656,6 +664,7 @@ function describe (ev: Event): string {
     case EventType.Request: return `request ${ev.tid} of client ${ev.client}`
     case EventType.Claim: return `claim of subtree ${ev.root} by ${ev.owner}`
     case EventType.Unclaim: return `release of subtree ${ev.root}`
+    case EventType.Merged: return `merge of subtree ${ev.root} up to segment ${ev.seq}`
   }
 }
 

@@ -139,6 +139,8 @@ export interface Claim {
   owner: string
   inoStart: Ino
   count: number
+  /** The owner's client journal is merged up to this segment (0: nothing yet). */
+  mergedSeq: number
 }
 
 /** Decoupled subtrees and who owns them; persisted at trim, rebuilt by replay. */
@@ -153,6 +155,13 @@ export class ClaimTable {
 
   delete (root: Ino): void {
     if (this.byRoot.delete(root)) this.changed.add(root)
+  }
+
+  setMerged (root: Ino, seq: number): void {
+    const c = this.byRoot.get(root)
+    if (!c || seq <= c.mergedSeq) return
+    c.mergedSeq = seq
+    this.changed.add(root)
   }
 
   load (c: Claim): void {

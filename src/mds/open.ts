@@ -82,8 +82,8 @@ export function readCompleted (store: LocalReads): Array<{ client: string, floor
   }
 }
 
-export function readClaims (store: LocalReads): Array<{ root: Ino, owner: string, inoStart: Ino, count: number }> {
-  const out: Array<{ root: Ino, owner: string, inoStart: Ino, count: number }> = []
+export function readClaims (store: LocalReads): Array<{ root: Ino, owner: string, inoStart: Ino, count: number, mergedSeq: number }> {
+  const out: Array<{ root: Ino, owner: string, inoStart: Ino, count: number, mergedSeq: number }> = []
   let after: Uint8Array | undefined
   for (;;) {
     const rows = store.omapListSync(METADATA_POOL, CLAIMS_OBJECT, { after, limit: 1024 })
@@ -91,7 +91,8 @@ export function readClaims (store: LocalReads): Array<{ root: Ino, owner: string
       const d = new Decoder(r.value)
       const owner = d.str()
       const inoStart = d.uint()
-      out.push({ root: keyToU64(r.key), owner, inoStart, count: d.uint() })
+      const count = d.uint()
+      out.push({ root: keyToU64(r.key), owner, inoStart, count, mergedSeq: d.done ? 0 : d.uint() })
     }
     if (rows.length < 1024) return out
     after = rows[rows.length - 1].key

@@ -53,6 +53,11 @@ export interface SetAttr {
   uid?: number
   gid?: number
   size?: number
+  /**
+   * The size is a lower bound (a data write reaching that far), not a
+   * truncate: a file another writer has already made longer keeps its size.
+   */
+  grow?: boolean
   /** A time, or 'now'. */
   atime?: Timespec | 'now'
   mtime?: Timespec | 'now'

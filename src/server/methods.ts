@@ -48,9 +48,13 @@ async function flushOthers (srv: CudeleServer, s: Session, ino: Ino): Promise<vo
 type Mutation = (s: Session, args: any[]) => unknown
 
 /** What a replayed request that was already carried out answers (its original reply was lost). */
-function replayAnswer (srv: CudeleServer, method: string, args: any[]): unknown {
+function replayAnswer (srv: CudeleServer, s: Session, method: string, args: any[]): unknown {
   const mds = srv.mds
   switch (method) {
+    case 'open': {
+      const policy = capPolicyOf(srv, args[0] as Ino)
+      return { attr: mds.getattr(args[0] as Ino), caps: srv.caps.held(args[0] as Ino, s.id), leaseMs: policy.kind === 'lease' ? policy.ms : 0 }
+    }
     case 'mknod': case 'mkdir': case 'symlink': return mds.lookup(args[0] as Ino, args[1] as string)
     case 'link': return mds.lookup(args[1] as Ino, args[2] as string)
     case 'setattr': return mds.getattr(args[0] as Ino)
@@ -130,9 +134,50 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
   })
   read('data.list', (_s, [prefix, after, limit]) => srv.store.listSync(DATA_POOL, { prefix: String(prefix), after: after ?? undefined, limit: Math.min(Number(limit) || 512, 4096) }))
 
+  /** The directories and inodes a change touches, for interference checks (Cudele's interfere: block). */
+  const touches = (name: string, a: any[]): { dirs: Ino[], inodes: Ino[] } => {
+    switch (name) {
+      case 'mknod': case 'mkdir': case 'symlink': case 'unlink': case 'rmdir': return { dirs: [a[0]], inodes: [] }
+      case 'link': return { dirs: [a[1]], inodes: [a[0]] }
+      case 'rename': return { dirs: [a[0], a[2]], inodes: [] }
+      case 'setattr': case 'setxattr': case 'removexattr': case 'data.commit': return { dirs: [], inodes: [a[0]] }
+      default: return { dirs: [], inodes: [] }
+    }
+  }
+
+  const mutation = (name: string, fn: Mutation): void => {
+    rpc.handle(name, (args, conn) => {
+      const s = sessionOf(conn)
+      srv.sessions.touch(s)
+      const [tid, firstUnsafe, replay, ...rest] = args as [number, number, boolean, ...any[]]
+      if (!Number.isSafeInteger(tid) || tid <= 0) throw fsError('EINVAL', `${name}: bad transaction id`)
+      mds.ns.completed.setFloor(s.name, Number(firstUnsafe) || 0)
+      srv.volatileCompleted.setFloor(s.name, Number(firstUnsafe) || 0)
+      if (replay && (mds.ns.completed.has(s.name, tid) || srv.volatileCompleted.has(s.name, tid))) {
+        srv.afterRequest(s, tid, false)
+        return replayAnswer(srv, s, name, rest)
+      }
+      const t = touches(name, rest)
+      srv.subtrees.checkWrite(s.owner, t.dirs, t.inodes)
+      const req = { client: s.name, tid, marked: false }
+      mds.currentRequest = req
+      let result: unknown
+      try {
+        result = fn(s, rest)
+      } finally {
+        mds.currentRequest = null
+      }
+      // A request that journaled nothing (open, release, a no-op) is remembered
+      // for this server's lifetime only, so a replay after a reconnect is not done twice.
+      if (!req.marked) srv.volatileCompleted.add(s.name, tid)
+      srv.afterRequest(s, tid, req.marked)
+      return result
+    })
+  }
+
   // ---- open files and capabilities ----
 
-  read('open', async (s, [ino, flags]) => {
+  mutation('open', async (s, [ino, flags]) => {
     const write = (Number(flags) & O_ACCMODE) !== O_RDONLY
     const policy = capPolicyOf(srv, ino)
     const grant = await srv.caps.acquire(ino, s.id, write ? CAP_CACHE | CAP_BUFFER : CAP_CACHE, policy)
@@ -140,7 +185,7 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
     s.opens.set(ino, (s.opens.get(ino) ?? 0) + 1)
     return { attr, caps: grant.bits, leaseMs: policy.kind === 'lease' ? policy.ms : 0 }
   })
-  read('release', (s, [ino]) => {
+  mutation('release', (s, [ino]) => {
     const n = s.opens.get(ino) ?? 0
     if (n === 0) throw fsError('EBADF', `inode ${ino} is not open in session ${s.id}`)
     if (n === 1) s.opens.delete(ino)
@@ -161,43 +206,6 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
   })
 
   // ---- mutations ----
-
-  /** The directories and inodes a change touches, for interference checks (Cudele's interfere: block). */
-  const touches = (name: string, a: any[]): { dirs: Ino[], inodes: Ino[] } => {
-    switch (name) {
-      case 'mknod': case 'mkdir': case 'symlink': case 'unlink': case 'rmdir': return { dirs: [a[0]], inodes: [] }
-      case 'link': return { dirs: [a[1]], inodes: [a[0]] }
-      case 'rename': return { dirs: [a[0], a[2]], inodes: [] }
-      case 'setattr': case 'setxattr': case 'removexattr': case 'data.commit': return { dirs: [], inodes: [a[0]] }
-      default: return { dirs: [], inodes: [] }
-    }
-  }
-
-  const mutation = (name: string, fn: Mutation): void => {
-    rpc.handle(name, (args, conn) => {
-      const s = sessionOf(conn)
-      srv.sessions.touch(s)
-      const [tid, firstUnsafe, replay, ...rest] = args as [number, number, boolean, ...any[]]
-      if (!Number.isSafeInteger(tid) || tid <= 0) throw fsError('EINVAL', `${name}: bad transaction id`)
-      mds.ns.completed.setFloor(s.name, Number(firstUnsafe) || 0)
-      if (replay && mds.ns.completed.has(s.name, tid)) {
-        srv.afterRequest(s, tid, false)
-        return replayAnswer(srv, name, rest)
-      }
-      const t = touches(name, rest)
-      srv.subtrees.checkWrite(s.owner, t.dirs, t.inodes)
-      const req = { client: s.name, tid, marked: false }
-      mds.currentRequest = req
-      let result: unknown
-      try {
-        result = fn(s, rest)
-      } finally {
-        mds.currentRequest = null
-      }
-      srv.afterRequest(s, tid, req.marked)
-      return result
-    })
-  }
 
   mutation('mknod', (_s, [parent, name, mode, rdev, caller]) => mds.mknod(parent, name, mode, rdev, caller))
   mutation('mkdir', (_s, [parent, name, mode, caller]) => mds.mkdir(parent, name, mode, caller))

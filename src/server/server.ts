@@ -4,6 +4,7 @@
 import { randomBytes } from 'crypto'
 import * as path from 'path'
 import { CapTable, CAP_BUFFER, CAP_CACHE } from '../mds/caps'
+import { CompletedRequests } from '../mds/namespace'
 import type { Mds } from '../mds/mds'
 import { DEFAULT_MDS_OPTIONS } from '../mds/mds'
 import { openMds } from '../mds/open'
@@ -37,6 +38,8 @@ export class CudeleServer {
   readonly caps: CapTable
   readonly sessions: SessionTable
   readonly subtrees: SubtreeRegistry
+  /** Requests that journaled nothing, done in this server's lifetime (for replays after a reconnect). */
+  readonly volatileCompleted = new CompletedRequests()
   address: Address | null = null
   private closed = false
 

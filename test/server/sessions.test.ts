@@ -328,9 +328,8 @@ test('a client that cannot reach its server within reconnectTimeoutMs fails pend
   assert.equal(await child.exit(), 0)
 })
 
-test('a server that hangs (SIGSTOP, connection still open) for longer than reconnectTimeoutMs: pending requests fail with ENOTCONN', {
-  timeout: 60000,
-  todo: 'the client has no liveness check on its connection (RPC heartbeats are off), so a hung server or a silent network partition leaves requests pending forever'
+test('a server that hangs (SIGSTOP, connection still open) for longer than deadServerMs + reconnectTimeoutMs: pending requests fail with ENOTCONN', {
+  timeout: 60000
 }, async () => {
   const srv = await startServer()
   const child = libraryChild(srv, `
@@ -340,7 +339,7 @@ test('a server that hangs (SIGSTOP, connection still open) for longer than recon
     const t0 = performance.now()
     const r = await c.mkdir(${ROOT_INO}, 'during', 0o755, caller).then(() => 'ok', e => e.code)
     log('mkdir ' + r + ' ' + Math.round(performance.now() - t0))
-    process.exit(0)`, { connect: { reconnectTimeoutMs: 1000 }, stdin: true })
+    process.exit(0)`, { connect: { reconnectTimeoutMs: 1000, deadServerMs: 2000 }, stdin: true })
   try {
     await child.waitFor(/^ready$/, 20000)
     srv.child?.kill('SIGSTOP')
@@ -349,7 +348,7 @@ test('a server that hangs (SIGSTOP, connection still open) for longer than recon
       child.waitFor(/^mkdir /, 8000).catch(() => null),
       new Promise<null>(resolve => setTimeout(() => resolve(null), 8000))
     ])
-    assert.ok(line !== null, 'the request was still pending 8 s into the hang (reconnect timeout 1 s)')
+    assert.ok(line !== null, 'the request was still pending 8 s into the hang (dead server after 2 s, reconnect timeout 1 s)')
     assert.match(line, /^mkdir ENOTCONN \d+$/)
   } finally {
     srv.child?.kill('SIGCONT')
