@@ -23,37 +23,19 @@
 import os from 'os'
 import path from 'path'
 import { Worker } from 'worker_threads'
-import { fromWire, LuaError, WireError } from './errors'
+import { fromWire, LuaError } from './errors'
 import { LuaHostSpec } from './host'
-import { DEFAULT_LIMITS, LuaLimits, MAX_SOURCE_BYTES, resolveLimits } from './limits'
+import { checkScript, failJob, Job, LuaCall, LuaOutcome, LuaScript, scriptKey, toOutcome, wireInput, wireScript } from './jobs'
+import { DEFAULT_LIMITS, LuaLimits, resolveLimits } from './limits'
 import {
   FromWorker, GROUPS_STOLEN, PROGRESS_CALL, PROGRESS_GROUP, PROGRESS_NEXT_GROUP, PROGRESS_SEQ, PROGRESS_SLOTS,
-  PROGRESS_TIME_MS, ToWorker, WireCall, WireGroup, WireHost, WireOutcome, WireScript, WorkerConfig
+  PROGRESS_TIME_MS, ToWorker, WireCall, WireGroup, WireHost, WireScript, WorkerConfig
 } from './protocol'
 import { Fifo } from './queue'
 import type { ScriptExports } from './sandbox'
 
 export type { ScriptExports } from './sandbox'
-
-/** A script: its chunk name (as errors show it, e.g. "counter.lua"), a version and its source. */
-export interface LuaScript {
-  name: string
-  version: number | string
-  source: string
-}
-
-export interface LuaCall {
-  script: LuaScript
-  fn: string
-  input: string | Uint8Array
-  /** Handed to the host's beginCall (must survive postMessage). */
-  ctx?: unknown
-}
-
-export type LuaOutcome =
-  | { ok: true, output: Buffer, host?: unknown }
-  /** rerun: the call did not run, or its effects were lost, through no fault of its own: run it again. */
-  | { ok: false, error: LuaError, rerun: boolean, host?: unknown }
+export type { LuaCall, LuaOutcome, LuaScript } from './jobs'
 
 export interface LuaPoolOptions {
   /** Worker threads. Default min(2, cores). */
@@ -90,10 +72,6 @@ export interface LuaPoolStats {
   /** Groups taken back from a worker stuck behind a slow call and run by another. */
   stolen: number
 }
-
-type Job =
-  | { t: 'group', host: string | null, calls: LuaCall[], settle: (o: LuaOutcome[]) => void }
-  | { t: 'check', host: string | null, script: LuaScript, run: boolean, settle: (r: { error: LuaError | null, exports: ScriptExports | null }) => void }
 
 interface Slot {
   index: number
@@ -518,43 +496,4 @@ export class LuaPool {
       this.watchdog = null
     }
   }
-}
-
-function toOutcome (o: WireOutcome): LuaOutcome {
-  if (o.ok) {
-    const out = o.output === null ? Buffer.alloc(0) : Buffer.from(o.output.buffer, o.output.byteOffset, o.output.byteLength)
-    return { ok: true, output: out, host: o.host }
-  }
-  return { ok: false, error: fromWire(o.error as WireError), rerun: o.rerun === true, host: o.host }
-}
-
-function failJob (job: Job, err: LuaError, rerun: boolean): void {
-  if (job.t === 'check') job.settle({ error: err, exports: null })
-  else job.settle(job.calls.map(() => ({ ok: false, error: err, rerun })))
-}
-
-function scriptKey (s: LuaScript, host: string | null): string {
-  return `${host ?? ''}\u0000${s.name}\u0000${String(s.version)}`
-}
-
-function wireScript (s: LuaScript, host: string | null): WireScript {
-  return { key: scriptKey(s, host), chunkname: s.name, source: s.source, host }
-}
-
-/** An input the worker gets without copying Node's shared 8 KiB buffer pool along with it. */
-function wireInput (input: string | Uint8Array): string | Uint8Array {
-  if (typeof input === 'string') return input
-  if (input.byteOffset === 0 && input.byteLength === input.buffer.byteLength) return input
-  return new Uint8Array(input)
-}
-
-/** Scripts already checked (callers pass the same object for every call of a script). */
-const checkedScripts = new WeakSet<LuaScript>()
-
-function checkScript (s: LuaScript): void {
-  if (checkedScripts.has(s)) return
-  if (typeof s?.name !== 'string' || s.name === '' || /[\n\u0000]/.test(s.name)) throw new LuaError('syntax', 'a script needs a name (one line)')
-  if (typeof s.source !== 'string') throw new LuaError('syntax', `${s.name}: the source must be a string`)
-  if (Buffer.byteLength(s.source) > MAX_SOURCE_BYTES) throw new LuaError('syntax', `${s.name}: the source is larger than ${MAX_SOURCE_BYTES} bytes`)
-  checkedScripts.add(s)
 }

@@ -1,6 +1,6 @@
-// The store-side runtime of object classes (Malacology §4.2): installs class
-// scripts through the monitor, follows the classmap, and runs methods
-// against objects with atomic effects.
+// The store-side runtime of object classes (Malacology §4.2): runs methods
+// against objects with atomic effects. Installing and following the classmap
+// is the catalog's part (catalog.ts).
 //
 //   const rt = new ClassRuntime(store, monitor, luaPool)
 //   await rt.install('counter', source, { name: 'cli' })           // → 1
@@ -13,36 +13,27 @@
 //      of calls per object and goes to one Lua worker as one group;
 //   3. the worker runs each method against a snapshot plus the chain of the
 //      batch's earlier calls on that object, buffering writes (host.ts);
-//   4. back here, every write of the batch goes to the store in ONE submit,
-//      each object's first write guarded by the version its snapshot saw
-//      (assertVersion, or create-exclusive for an object that was absent);
+//   4. back here, every write of the batch — and of any other batch that
+//      finished meanwhile — goes to the store in ONE submit, each object's
+//      first write guarded by the version its snapshot saw (assertVersion,
+//      or create-exclusive for an object that was absent);
 //   5. the calls resolve once that commit is done. If a guard failed
-//      (someone outside the runtime changed an object), the batch's calls run
-//      again, each alone, up to maxAttempts; a Lua error or a blown budget
-//      applies nothing and rejects only its own call.
+//      (someone outside the runtime changed an object), the calls run again,
+//      each object in a batch of its own, up to maxAttempts; a Lua error or a
+//      blown budget applies nothing and rejects only its own call.
 //
-// Upgrades: install() writes classes/<name>.<version> (create exclusive, so
-// a version number means one source forever), then proposes the classmap
-// change. The monitor pushes the new epoch to every subscriber before the
-// proposal resolves, and our subscriber switches synchronously, so every call
-// that starts after install() resolved runs the new version; calls already
-// started finish on the version they pinned.
+// Upgrades: a call that starts after install() resolved runs the new version
+// (catalog.ts); calls already started finish on the version they pinned.
 
-import { createHash } from 'crypto'
 import path from 'path'
 import { ErrnoName, FsError } from '../../common/errors'
 import { LuaCall, LuaError, LuaOutcome, LuaPool, LuaScript } from '../../lua'
-import type { JsonValue, MapState, MonitorApi, Proposer } from '../../mon/types'
+import type { MonitorApi, Proposer } from '../../mon/types'
 import { DB_FILE } from '../sqlite/schema'
-import { LocalReads, ObjectStore, ObjectWrite, StoreError } from '../types'
-import {
-  badClassName, CLASS_POOL, ClassEntry, classObjectName, CLASSMAP, isMethodName, MAX_CLASS_SOURCE_BYTES, parseClassmap
-} from './classmap'
+import { ObjectWrite, StoreError } from '../types'
+import { ClassCatalog, ClassInfo, ClassStore, LoadedClass } from './catalog'
 import type { ClassCallCtx, ClassCallEffects, ClassHostOptions } from './host'
 import { ObjectQueues, Queued } from './queues'
-
-/** The store a runtime needs: the interface, synchronous reads, and where its database lives (for the workers). */
-export type ClassStore = ObjectStore & LocalReads & { readonly dir: string }
 
 export interface ClassRuntimeOptions {
   /** Commit method effects durably (fsync) before a call resolves. Default false: committed, survives a crash of the process. */
@@ -59,16 +50,6 @@ export interface ClassRuntimeOptions {
   limits?: { timeMs?: number, instructions?: number }
 }
 
-export interface ClassInfo {
-  name: string
-  version: number
-  object: string
-  sha256: string
-  methods: string[]
-  /** Set when this runtime cannot use the installed version (its script object is missing or does not match). */
-  error?: string
-}
-
 export interface ClassCallResult {
   /** What the method returned (a table comes back as JSON; nothing as an empty buffer). */
   output: Buffer
@@ -78,14 +59,6 @@ export interface ClassCallResult {
   objectVersion?: number | null
   /** Runs it took (1 unless a conflict made it run again). */
   attempts: number
-}
-
-interface LoadedClass {
-  name: string
-  entry: ClassEntry
-  script: LuaScript | null
-  methods: Set<string>
-  error: string | null
 }
 
 /** A batch that ran in a worker, with its outcomes. */
@@ -116,14 +89,14 @@ const PARALLEL_MIN_CALLS = 16
 /** ...or once the first has run this long. */
 const PARALLEL_AFTER_MS = 2
 
+export type { ClassInfo, ClassStore } from './catalog'
+
 export class ClassRuntime {
-  private readonly classes = new Map<string, LoadedClass>()
+  private readonly catalog: ClassCatalog
   private readonly queues: ObjectQueues<PendingCall>
   private readonly hostId: string
   private readonly opts: Required<Omit<ClassRuntimeOptions, 'limits'>>
-  private readonly unsubscribe: () => void
   private readonly knownPools = new Set<string>()
-  private classmapEpoch = 0
   /** Batches in a worker now, by id, with when they started (at most the pool's size). */
   private readonly running = new Map<number, number>()
   private batchSeq = 0
@@ -134,7 +107,6 @@ export class ClassRuntime {
   private committing = false
   private pumpTimer: { immediate: boolean, handle: NodeJS.Immediate | NodeJS.Timeout } | null = null
   private callSeq = 0
-  private installs: Promise<unknown> = Promise.resolve()
   private closing = false
   private idleWaiters: Array<() => void> = []
 
@@ -156,120 +128,20 @@ export class ClassRuntime {
       lua.registerHost(this.hostId, { module: path.join(__dirname, 'host.js'), options: hostOptions }, options.limits)
     }
     users.set(this.hostId, (users.get(this.hostId) ?? 0) + 1)
-    this.unsubscribe = monitor.subscribe(CLASSMAP, 0, state => this.onClassmap(state))
+    this.catalog = new ClassCatalog(store, monitor, lua, this.hostId)
   }
-
-  // ---- install / list ----
 
   /**
-   * Install a new version of a class: check it (it must compile, its top
-   * level must run within budget, and it must return a table of methods),
-   * store it as classes/<name>.<version>, then commit the classmap change.
-   * Resolves with the version once every subscriber has it.
+   * Install a new version of a class (see catalog.ts): resolves with the
+   * version once every subscriber has it, so calls made from then on use it.
    */
   async install (name: string, source: string, by: Proposer): Promise<number> {
-    const bad = badClassName(name)
-    if (bad !== null) throw new FsError('EINVAL', bad)
-    if (typeof source !== 'string') throw new FsError('EINVAL', `class ${name}: the source must be a string`)
-    const data = Buffer.from(source, 'utf8')
-    if (data.length > MAX_CLASS_SOURCE_BYTES) throw new FsError('EFBIG', `class ${name}: the script is ${data.length} bytes, more than ${MAX_CLASS_SOURCE_BYTES}`)
-    const chunkname = `${name}.lua`
-    let exports
-    try {
-      exports = await this.lua.inspect({ name: chunkname, version: 'install', source }, this.hostId)
-    } catch (err) {
-      if (err instanceof LuaError && (err.kind === 'syntax' || err.kind === 'runtime' || err.kind === 'missing')) {
-        throw new LuaError('syntax', err.reason, { errno: 'EINVAL', script: chunkname })
-      }
-      throw err
-    }
-    if (!exports.returnedTable) {
-      throw new LuaError('syntax', `${chunkname}: a class script must return a table of its methods (return { incr = incr, ... })`, { errno: 'EINVAL' })
-    }
-    const methods = exports.functions.filter(isMethodName)
-    if (methods.length === 0) throw new LuaError('syntax', `${chunkname}: the returned table holds no methods (functions with names like incr or get_all)`, { errno: 'EINVAL' })
-    const sha256 = createHash('sha256').update(data).digest('hex')
-    const run = this.installs.then(async () => await this.commitInstall(name, data, sha256, methods, by))
-    this.installs = run.catch(() => {})
-    return await run
-  }
-
-  private async commitInstall (name: string, data: Buffer, sha256: string, methods: string[], by: Proposer): Promise<number> {
-    await this.ensurePool(CLASS_POOL, true)
-    for (let attempt = 1; ; attempt++) {
-      const current = parseClassmap(this.monitor.get(CLASSMAP).value).classes.get(name)?.version ?? 0
-      let version = current + 1
-      // An object past the current version is left over from an install that
-      // never reached the map (or one racing us): never overwrite, take the next number.
-      for (;;) {
-        try {
-          await this.store.submit([{
-            pool: CLASS_POOL,
-            name: classObjectName(name, version),
-            ops: [{ op: 'create', exclusive: true }, { op: 'writeFull', data: Buffer.from(data) }, { op: 'setXattr', name: 'sha256', value: Buffer.from(sha256) }]
-          }], { durable: true })
-          break
-        } catch (err) {
-          if ((err as StoreError).errno !== 'EEXIST' || version > current + 1000) throw err
-          version++
-        }
-      }
-      const entry: ClassEntry = { version, object: classObjectName(name, version), sha256, methods }
-      try {
-        const state = await this.monitor.propose(CLASSMAP, cur => {
-          const value = (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) ? cur : {}
-          const have = parseClassmap(value).classes.get(name)?.version ?? 0
-          if (have >= version) throw new FsError('EAGAIN', `class ${name}: version ${have} was installed meanwhile`)
-          value[name] = entry as unknown as JsonValue
-          return value
-        }, by)
-        // Subscribers heard of the epoch before propose resolved; this covers a monitor that tells them later.
-        if (state.epoch > this.classmapEpoch) this.onClassmap(state)
-        return version
-      } catch (err) {
-        if ((err as FsError).code === 'EAGAIN' && attempt < 5) continue
-        throw err
-      }
-    }
+    return await this.catalog.install(name, source, by)
   }
 
   /** The classes this runtime serves, by name. */
   list (): ClassInfo[] {
-    return [...this.classes.values()]
-      .sort((a, b) => (a.name < b.name ? -1 : 1))
-      .map(c => ({ name: c.name, ...c.entry, methods: [...c.entry.methods], ...(c.error !== null ? { error: c.error } : {}) }))
-  }
-
-  private onClassmap (state: MapState): void {
-    if (state.epoch <= this.classmapEpoch) return
-    this.classmapEpoch = state.epoch
-    const { classes, bad } = parseClassmap(state.value)
-    for (const name of bad) this.monitor.log('warn', 'cls', `classmap epoch ${state.epoch}: entry ${name} is malformed and ignored`)
-    for (const name of [...this.classes.keys()]) if (!classes.has(name)) this.classes.delete(name)
-    for (const [name, entry] of classes) {
-      const have = this.classes.get(name)
-      if (have !== undefined && have.entry.version === entry.version && have.entry.sha256 === entry.sha256) continue
-      this.classes.set(name, this.loadClass(name, entry))
-    }
-  }
-
-  /** Read a class's script from the classes pool (synchronously: a subscriber switches before the proposal resolves). */
-  private loadClass (name: string, entry: ClassEntry): LoadedClass {
-    const cls: LoadedClass = { name, entry, script: null, methods: new Set(entry.methods), error: null }
-    try {
-      const bytes = this.store.readSync(CLASS_POOL, entry.object, 0, MAX_CLASS_SOURCE_BYTES + 1)
-      if (bytes === null) {
-        cls.error = `its script object ${CLASS_POOL}/${entry.object} is missing`
-      } else if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) {
-        cls.error = `its script object ${CLASS_POOL}/${entry.object} does not match the classmap's sha256`
-      } else {
-        cls.script = { name: `${name}.lua`, version: entry.version, source: Buffer.from(bytes).toString('utf8') }
-      }
-    } catch (err) {
-      cls.error = `its script object ${CLASS_POOL}/${entry.object} cannot be read: ${(err as Error).message}`
-    }
-    if (cls.error !== null) this.monitor.log('error', 'cls', `class ${name} v${entry.version} cannot be used: ${cls.error}`)
-    return cls
+    return this.catalog.list()
   }
 
   // ---- calls ----
@@ -289,14 +161,14 @@ export class ClassRuntime {
     if (dot <= 0) throw new FsError('EINVAL', `method ${JSON.stringify(method)} must be written class.method`)
     const className = method.slice(0, dot)
     const fn = method.slice(dot + 1)
-    const cls = this.classes.get(className)
+    const cls = this.catalog.get(className)
     if (cls === undefined) throw new FsError('ENOENT', `no class ${className} is installed`)
     if (cls.script === null) throw new FsError('EIO', `class ${className} v${cls.entry.version} cannot be used: ${cls.error ?? 'no script'}`)
     if (!cls.methods.has(fn)) throw new FsError('ENOENT', `class ${className} v${cls.entry.version} has no method ${fn} (it has ${cls.entry.methods.join(', ')})`)
     const size = typeof input === 'string' ? Buffer.byteLength(input) : input?.byteLength
     if (typeof size !== 'number') throw new FsError('EINVAL', 'a method input must be a string or bytes')
     if (size > this.opts.maxInputBytes) throw new FsError('E2BIG', `the input is ${size} bytes, more than ${this.opts.maxInputBytes}`)
-    if (!this.knownPools.has(pool)) await this.ensurePool(pool, false)
+    if (!this.knownPools.has(pool)) await this.ensurePool(pool)
     return await new Promise<ClassCallResult>((resolve, reject) => {
       this.queues.add({
         key: `${pool}\u0000${object}`, seq: ++this.callSeq, company: 'any', pool, object, cls, method: fn, input,
@@ -306,8 +178,7 @@ export class ClassRuntime {
     })
   }
 
-  private async ensurePool (pool: string, create: boolean): Promise<void> {
-    if (create) await this.store.createPool(pool)
+  private async ensurePool (pool: string): Promise<void> {
     for (const p of await this.store.listPools()) this.knownPools.add(p)
     if (!this.knownPools.has(pool)) throw new FsError('ENOENT', `pool ${pool} does not exist`)
   }
@@ -466,11 +337,10 @@ export class ClassRuntime {
   async close (): Promise<void> {
     if (this.closing) return
     this.closing = true
-    this.unsubscribe()
     if (this.active > 0 || this.queues.pending > 0) {
       await new Promise<void>(resolve => this.idleWaiters.push(resolve))
     }
-    await this.installs
+    await this.catalog.close()
     const users = hostUsers.get(this.lua)
     const left = (users?.get(this.hostId) ?? 1) - 1
     if (left > 0) users?.set(this.hostId, left)
