@@ -33,7 +33,9 @@ export type Job =
 
 export function toOutcome (o: WireOutcome): LuaOutcome {
   if (o.ok) {
-    const out = o.output === null ? Buffer.alloc(0) : Buffer.from(o.output.buffer, o.output.byteOffset, o.output.byteLength)
+    const u = o.output
+    // Small outputs arrive as views into a shared arena; a caller keeping one must not keep the arena.
+    const out = u === null ? Buffer.alloc(0) : u.byteLength === u.buffer.byteLength ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : Buffer.from(u)
     return { ok: true, output: out, host: o.host }
   }
   return { ok: false, error: fromWire(o.error as WireError), rerun: o.rerun === true, host: o.host }

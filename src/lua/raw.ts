@@ -119,6 +119,10 @@ export class Heap {
   private readonly cstrings: Ptr
   private static readonly CSTRING_SLOT = 256
   private static readonly BASE_SCRATCH = 64 * 1024
+  private static readonly ARENA_BYTES = 64 * 1024
+  private static readonly ARENA_MAX_ITEM = 4 * 1024
+  private arena = new ArrayBuffer(Heap.ARENA_BYTES)
+  private arenaUsed = 0
 
   constructor (private readonly M: RawLua) {
     this.scratchBytes = Heap.BASE_SCRATCH
@@ -174,16 +178,36 @@ export class Heap {
 
   /**
    * A copy of the string (or number, converted in place) at idx; null for
-   * other types. The copy owns its whole ArrayBuffer: postMessage clones a
-   * view's entire buffer, and Buffer.from would share Node's 8 KiB pool.
+   * other types. Small copies are carved from an arena that the worker
+   * renews for each message: postMessage clones each distinct ArrayBuffer
+   * once, so a reply carrying hundreds of small strings costs one copy of
+   * one arena instead of hundreds of buffers. Large ones get their own.
    */
   toBytes (L: LuaState, idx: number): Buffer | null {
     const p = this.M._lua_tolstring(L, idx, this.lenCell)
     if (p === 0) return null
     const len = this.M.HEAPU32[this.lenCell >> 2]
-    const copy = new Uint8Array(len)
-    copy.set(this.M.HEAPU8.subarray(p, p + len))
-    return Buffer.from(copy.buffer, 0, len)
+    const src = this.M.HEAPU8.subarray(p, p + len)
+    if (len > Heap.ARENA_MAX_ITEM) {
+      const copy = new Uint8Array(len)
+      copy.set(src)
+      return Buffer.from(copy.buffer, 0, len)
+    }
+    if (this.arenaUsed + len > this.arena.byteLength) {
+      this.arena = new ArrayBuffer(Heap.ARENA_BYTES)
+      this.arenaUsed = 0
+    }
+    const out = Buffer.from(this.arena, this.arenaUsed, len)
+    out.set(src)
+    this.arenaUsed += len
+    return out
+  }
+
+  /** Start a fresh arena: what was carved so far belongs to the message just sent. */
+  renewArena (): void {
+    if (this.arenaUsed === 0) return
+    this.arena = new ArrayBuffer(Heap.ARENA_BYTES)
+    this.arenaUsed = 0
   }
 
   /** The string at idx as latin1 text (one char per byte: sorts like the bytes), without an intermediate copy. */

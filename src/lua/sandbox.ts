@@ -282,6 +282,11 @@ export class Sandbox {
     return { ok: true, value: out }
   }
 
+  /** A new message begins: bytes handed out for the last one stay with it (see Heap.toBytes). */
+  renewArena (): void {
+    this.heap.renewArena()
+  }
+
   setLimits (limits: LuaLimits): void {
     this.limits = limits
   }

@@ -176,6 +176,7 @@ function drop (ids: string[]): void {
 async function handle (msg: ToWorker): Promise<void> {
   if (msg.t === 'drop') return drop(msg.hosts)
   Atomics.add(progress, PROGRESS_SEQ, 1)
+  sandbox.renewArena()
   let reply: FromWorker
   if (msg.t === 'run') reply = { t: 'done', id: msg.id, outcomes: await run(msg) }
   else reply = await check(msg)
