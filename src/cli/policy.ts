@@ -81,6 +81,23 @@ export function policySet (dir: string, file: string): number {
 
 export function syncOrMerge (dir: string, merge: boolean): number {
   const full = checkDir(dir)
-  viaMount(full, () => loadBinding().xattrSet(full, merge ? VXATTR.merge : VXATTR.sync, '1'))
+  try {
+    viaMount(full, () => loadBinding().xattrSet(full, merge ? VXATTR.merge : VXATTR.sync, '1'))
+  } catch (err) {
+    // The mount can only answer with an errno: say why, from the policy in force.
+    const code = (err as { code?: string }).code
+    if (code !== 'EINVAL' && code !== 'EBUSY') throw err
+    let report: Record<string, unknown> | null = null
+    try {
+      report = JSON.parse(loadBinding().xattrGet(full, VXATTR.policy)?.toString() ?? 'null') as Record<string, unknown> | null
+    } catch {}
+    if (code === 'EINVAL' && report?.consistency === 'invisible') {
+      throw Object.assign(new Error(`${full} has invisible consistency (policy from ${String(report.source)}): it is merged only by \`cudele merge ${dir}\`, not by sync`), { code })
+    }
+    if (code === 'EBUSY' && report?.owner) {
+      throw Object.assign(new Error(`${full} is decoupled by client ${String(report.owner)}, not by this mount: only that client can merge it`), { code })
+    }
+    throw err
+  }
   return 0
 }
