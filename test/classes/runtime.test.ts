@@ -277,10 +277,11 @@ return {
   hog = function () cls.map_set_val('k', 'hogged') local t = {} local i = 0 while true do i = i + 1 t[i] = i end end,
   stuck = function () cls.write_full('stuck') return string.rep('a', 200000):find('.-.-.-.-.-.-b') end,
   ok = function () cls.map_set_val('k', 'ok') return 'ok' end,
+  flood = function () local s = string.rep('x', 1000000) for i = 0, 100 do cls.write(i * 1000000, s) end end,
 }
 `
 
-test('hostile methods are contained (time, memory, a stuck worker) and leave their objects untouched', async () => {
+test('hostile methods are contained (time, memory, a stuck worker, a flood of writes) and leave their objects untouched', async () => {
   const w = await freshWorld('hostile', {
     pool: { limits: { memoryBytes: 16 * 1024 * 1024 }, graceMs: 700 },
     runtime: { limits: { timeMs: 300, instructions: 1e12 } }
@@ -293,6 +294,7 @@ test('hostile methods are contained (time, memory, a stuck worker) and leave the
     await assert.rejects(w.rt.call('data', 'target', 'hostile.spin'), (e: LuaError) => e.code === 'ETIMEDOUT' && /^hostile\.lua:3: time budget of 300 ms exceeded/.test(e.reason))
     await assert.rejects(w.rt.call('data', 'target', 'hostile.hog'), (e: LuaError) => e.code === 'ENOMEM')
     await assert.rejects(w.rt.call('data', 'target', 'hostile.stuck'), (e: LuaError) => e.code === 'ETIMEDOUT' && /did not return within its time budget/.test(e.reason))
+    await assert.rejects(w.rt.call('data', 'target', 'hostile.flood'), (e: LuaError) => e.code === 'EFBIG' && /^hostile\.lua:7: cls\.write: the call would buffer \d+ bytes of writes/.test(e.reason))
     assert.deepEqual(snapshot(w.store, 'data', 'target'), before)
     for (const r of await Promise.all(quick)) assert.equal(str(r.output), 'ok')
     assert.equal(str((await w.rt.call('data', 'target', 'hostile.ok')).output), 'ok')

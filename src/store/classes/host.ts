@@ -42,6 +42,8 @@ export interface ClassCallEffects {
 /** The most a single read, write or listing moves (the memory budget bounds it further). */
 export const MAX_IO_BYTES = 64 * 1024 * 1024
 export const MAX_LIST_ENTRIES = 100_000
+/** Data one call may buffer (its writes, until they commit). */
+export const MAX_CALL_BYTES = 64 * 1024 * 1024
 /** Data a group may buffer before further calls wait for the next group. */
 export const GROUP_MAX_BYTES = 32 * 1024 * 1024
 const MAX_LOG_LINES = 16
@@ -186,6 +188,9 @@ export class ClassHost implements LuaHost {
     const v = (): ObjectOverlay => this.view()
     const checkData = (b: Buffer, what: string): Buffer => {
       if (b.length > MAX_IO_BYTES) throw new HostError('EFBIG', `${what}: ${b.length} bytes is more than ${MAX_IO_BYTES} in one call`)
+      // What a call buffers lives in the worker's JS heap, outside the Lua memory budget: bound it too.
+      const buffered = (this.current?.view.bytes ?? 0) + b.length
+      if (buffered > MAX_CALL_BYTES) throw new HostError('EFBIG', `${what}: the call would buffer ${buffered} bytes of writes, more than ${MAX_CALL_BYTES}`)
       return b
     }
     const checkEnd = (offset: number, len: number, what: string): void => {
