@@ -3,35 +3,67 @@
 //   import { connect } from 'cudele'
 //   const fs = await connect('unix:/run/cudele.sock')
 //   const dir = await fs.mkdir(1, 'results', 0o755, { uid: 0, gid: 0, pid: process.pid })
+//   await fs.setPolicy(dir.ino, 'consistency: weak\ndurability: local\nallocated_inodes: 100000\n')
 //   const { fh } = await fs.create(dir.ino, 'a', 0o644, 0o1, { uid: 0, gid: 0, pid: process.pid })
 //   await fs.write(fh, 0, Buffer.from('hello'))
 //   await fs.release(fh)
+//   await fs.sync(dir.ino)          // merge the decoupled subtree now
 //   await fs.close()
 //
 // The same inode-level operations the FUSE adapter uses (lookup, getattr,
 // create, mkdir, rename, read, write, ... by parent inode and name; the root
-// is inode 1), over RPC to a `cudele serve` process.
+// is inode 1), over RPC to a `cudele serve` process, with Cudele's subtree
+// policies in force.
 
+import * as path from 'path'
 import { Client, DEFAULT_CLIENT_OPTIONS } from './client/client'
 import { RemoteBackend, type RemoteOptions } from './client/remote'
+import { defaultJournalRoot } from './cudele/identity'
+import type { PolicyEntry } from './cudele/registry'
+import { RemoteSubtreeService } from './cudele/remote'
+import { CudeleBackend } from './cudele/router'
+import type { PolicyInfo } from './cudele/service'
+import type { Ino } from './mds/types'
 
 export { Client } from './client/client'
 export type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from './mds/types'
 export { ROOT_INO } from './mds/types'
+export { parsePolicy, type Policy } from './cudele/policy'
+
+export interface ConnectOptions extends Partial<RemoteOptions> {
+  /** Where client journals of decoupled subtrees go (local_persist); default under ~/.local/state/cudele. */
+  journalDir?: string
+}
 
 export interface Connection extends Client {
-  /** Flush, wait until every change is safe, end the session. */
+  /** Set a directory's policy (the text of a policies.yml). */
+  setPolicy (dir: Ino, yaml: string, path?: string): Promise<PolicyEntry>
+  policyOf (dir: Ino): Promise<PolicyInfo>
+  /** Merge the decoupled subtree holding dir now (weak consistency). */
+  sync (dir: Ino): Promise<void>
+  /** Merge it even with invisible consistency. */
+  merge (dir: Ino): Promise<void>
+  /** Flush, merge or keep decoupled subtrees as their policies say, wait until every change is safe, end the session. */
   close (): Promise<void>
 }
 
-export async function connect (address: string, opts: Partial<RemoteOptions> = {}): Promise<Connection> {
+export async function connect (address: string, opts: ConnectOptions = {}): Promise<Connection> {
   const backend = await RemoteBackend.connect(address, { name: 'cudele-library', ...opts })
-  const client = new Client(backend, DEFAULT_CLIENT_OPTIONS) as Connection
-  const closeTimers = client.close.bind(client)
+  const journalDir = opts.journalDir ?? path.join(defaultJournalRoot(), `library-${backend.owner}`)
+  const router = new CudeleBackend(backend, new RemoteSubtreeService(backend), backend.owner, { journalDir, source: address })
+  await router.start()
+  const client = new Client(router, DEFAULT_CLIENT_OPTIONS) as unknown as Connection
+  const stopTimers = Client.prototype.close.bind(client)
+  client.setPolicy = (dir, yaml, p) => router.service.setPolicy(dir, yaml, p ?? `inode ${dir}`, backend.owner)
+  client.policyOf = dir => router.service.policyOf(dir)
+  client.sync = dir => router.mergeAt(dir, false)
+  client.merge = dir => router.mergeAt(dir, true)
   client.close = async () => {
     await client.syncAll().catch(() => {})
-    closeTimers()
+    stopTimers()
+    await router.close()
     await backend.close()
   }
   return client
 }
+

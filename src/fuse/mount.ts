@@ -1,9 +1,35 @@
 // A mounted cudele filesystem: the FUSE session over a client.
 
+import { spawnSync } from 'child_process'
+import * as fs from 'fs'
 import * as path from 'path'
 import type { Client } from '../client/client'
 import { type AdapterOptions, DEFAULT_ADAPTER_OPTIONS, FuseAdapter } from './adapter'
 import { ATTR_LENGTH, loadBinding, type Session } from './native'
+
+/** How long an unmount waits for the last user to leave before aborting the connection. */
+const ABORT_AFTER_MS = 1500
+const FUSECTL = '/sys/fs/fuse/connections'
+
+/** The minor device number of the mount at mountpoint, from /proc/self/mountinfo (no file call on the mount itself). */
+function connectionOf (mountpoint: string): number | null {
+  try {
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ')
+      const where = (f[4] ?? '').replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)))
+      if (where === mountpoint) return Number(f[2].split(':')[1])
+    }
+  } catch {}
+  return null
+}
+
+function abortConnection (minor: number | null): void {
+  if (minor === null) return
+  try {
+    if (fs.readdirSync(FUSECTL).length === 0) spawnSync('mount', ['-t', 'fusectl', 'none', FUSECTL])
+    fs.writeFileSync(path.join(FUSECTL, String(minor), 'abort'), '1')
+  } catch {}
+}
 
 export interface MountConfig {
   mountpoint: string
@@ -57,6 +83,7 @@ export class FuseMount {
     } finally {
       clearTimeout(timer)
     }
+    m.connection = connectionOf(mountpoint)
     return m
   }
 
@@ -65,9 +92,18 @@ export class FuseMount {
     return this.adapter.exited
   }
 
+  /** The FUSE connection's id (minor device number), read when mounted, for aborting a stuck connection. */
+  connection: number | null = null
+
   unmount (): void {
     if (this.unmounted) return
     this.unmounted = true
     this.session.unmount()
+    // A process that still uses the mount (a shell in it, an open file) keeps
+    // the lazily unmounted connection alive and our reader waiting for it:
+    // abort the connection so the session ends and the server can flush and go.
+    const timer = setTimeout(() => abortConnection(this.connection), ABORT_AFTER_MS)
+    timer.unref()
+    this.exited.then(() => clearTimeout(timer), () => clearTimeout(timer))
   }
 }

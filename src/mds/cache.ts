@@ -3,17 +3,23 @@
 // The authoritative namespace is "metadata store + untrimmed journal". Every
 // change is applied here first and marked dirty; dirty entries stay pinned in
 // memory until a trim has written them to the store (flushing → committed).
-// Clean entries are evicted in LRU order, so memory stays bounded by the limits
-// plus whatever is dirty between trims (which the MDS bounds by trimming when
-// the dirty count passes a threshold). A cache miss reads the store, which is
-// then up to date for that entry, because nothing newer exists outside the
-// pinned set.
+// Clean entries are evicted, so memory stays bounded by the limits plus
+// whatever is dirty between trims (which the MDS bounds by trimming when the
+// dirty count passes a threshold). A cache miss reads the store, which is then
+// up to date for that entry, because nothing newer exists outside the pinned
+// set.
 //
-// Eviction is second-chance (CLOCK) over the Map's insertion order: a hit
-// only sets the entry's reference bit. Moving keys to the end on every hit
-// would be plain LRU, but V8's ordered hash maps keep deleted entries in the
-// bucket chain until the next rehash, so re-inserting a hot key (a parent
-// directory) on every operation makes its lookups slower and slower.
+// Shaped for the create path, which touches a parent inode, a new inode and a
+// new dentry: dentries live in per-directory maps keyed by name (no key
+// strings to build), and dirty state is a flag on the entry plus an
+// append-only list (no large sets to insert into — a big Set or Map insert
+// costs about a microsecond here, several times the rest of a create).
+//
+// Eviction is second-chance (CLOCK): a hit only sets the entry's reference
+// bit; the scan gives referenced entries another round. Moving keys to the
+// end on every hit would be plain LRU, but V8's ordered hash maps keep deleted
+// entries in the bucket chain until the next rehash, so re-inserting a hot
+// key (a parent directory) on every operation makes it slower and slower.
 
 import { u64Key } from '../common/codec'
 import type { LocalReads } from '../store/types'
@@ -21,6 +27,10 @@ import { decodeDentry } from './dentry'
 import { decodeInode, type Inode } from './inode'
 import { dirObject, inodeShardObject, METADATA_POOL } from './layout'
 import type { Ino } from './types'
+
+/** Entry state bits. */
+const DIRTY = 1
+const FLUSHING = 2
 
 export interface Dentry {
   parent: Ino
@@ -31,11 +41,23 @@ export interface Dentry {
   type: number
   /** Used since the eviction scan last passed (second chance). */
   ref?: boolean
+  /** DIRTY / FLUSHING bits: pinned while non-zero. */
+  state?: number
 }
 
 interface InodeEntry {
+  ino: Ino
   inode: Inode | null
   ref: boolean
+  state: number
+}
+
+interface DirEntries {
+  dentries: Map<string, Dentry>
+  /** Every dentry of the directory is cached: a miss means "absent" without a store read. */
+  complete: boolean
+  /** Dentries not yet in the store (DIRTY or FLUSHING). */
+  unstored: number
 }
 
 export interface CacheLimits {
@@ -53,21 +75,15 @@ export interface DirtySnapshot {
   dentries: Map<Ino, Dentry[]>
 }
 
-function dentryKey (parent: Ino, name: string): string {
-  return parent + '/' + name
-}
-
 export class MetadataCache {
   private readonly inodes = new Map<Ino, InodeEntry>()
-  private readonly dentries = new Map<string, Dentry>()
-  /** Directories whose every dentry is cached: a miss there means "absent" without a store read. */
-  private readonly completeDirs = new Set<Ino>()
+  private readonly dirs = new Map<Ino, DirEntries>()
+  private dentryCount = 0
 
-  private dirtyInodes = new Set<Ino>()
-  private dirtyDentries = new Map<Ino, Set<string>>()
-  private dirtyDentryCount = 0
-  private flushingInodes = new Set<Ino>()
-  private flushingDentries = new Map<Ino, Set<string>>()
+  private dirtyInodes: InodeEntry[] = []
+  private dirtyDentries: Dentry[] = []
+  private flushingInodes: InodeEntry[] = []
+  private flushingDentries: Dentry[] = []
 
   /** Store reads caused by misses, for benchmarks and tests. */
   storeReads = 0
@@ -76,15 +92,15 @@ export class MetadataCache {
   constructor (private readonly reads: LocalReads, private readonly limits: CacheLimits = DEFAULT_CACHE_LIMITS) {}
 
   get dirtyCount (): number {
-    return this.dirtyInodes.size + this.dirtyDentryCount
+    return this.dirtyInodes.length + this.dirtyDentries.length
   }
 
   get isFlushing (): boolean {
-    return this.flushingInodes.size > 0 || this.flushingDentries.size > 0
+    return this.flushingInodes.length > 0 || this.flushingDentries.length > 0
   }
 
   get size (): { inodes: number, dentries: number } {
-    return { inodes: this.inodes.size, dentries: this.dentries.size }
+    return { inodes: this.inodes.size, dentries: this.dentryCount }
   }
 
   // ---- inodes ----
@@ -99,110 +115,134 @@ export class MetadataCache {
     this.storeReads++
     const rows = this.reads.omapGetSync(METADATA_POOL, inodeShardObject(ino), [u64Key(ino)])
     const inode = rows.length > 0 ? decodeInode(ino, rows[0].value) : null
-    this.inodes.set(ino, { inode, ref: false })
+    this.inodes.set(ino, { ino, inode, ref: false, state: 0 })
     this.scheduleEviction()
     return inode
   }
 
+  private markInode (e: InodeEntry): void {
+    if ((e.state & DIRTY) === 0) {
+      e.state |= DIRTY
+      this.dirtyInodes.push(e)
+    }
+  }
+
   /** Record a new or changed inode (the object itself may have been modified in place). */
   dirtyInode (inode: Inode): void {
-    const e = this.inodes.get(inode.ino)
+    let e = this.inodes.get(inode.ino)
     if (e) {
       e.inode = inode
       e.ref = true
     } else {
-      this.inodes.set(inode.ino, { inode, ref: false })
+      e = { ino: inode.ino, inode, ref: false, state: 0 }
+      this.inodes.set(inode.ino, e)
     }
-    this.dirtyInodes.add(inode.ino)
+    this.markInode(e)
   }
 
   removeInode (ino: Ino): void {
-    const e = this.inodes.get(ino)
+    let e = this.inodes.get(ino)
     if (e) e.inode = null
-    else this.inodes.set(ino, { inode: null, ref: false })
-    this.dirtyInodes.add(ino)
-    this.completeDirs.delete(ino)
+    else {
+      e = { ino, inode: null, ref: false, state: 0 }
+      this.inodes.set(ino, e)
+    }
+    this.markInode(e)
+    const d = this.dirs.get(ino)
+    if (d) d.complete = false
   }
 
   // ---- dentries ----
 
+  private dir (parent: Ino): DirEntries {
+    let d = this.dirs.get(parent)
+    if (!d) {
+      d = { dentries: new Map(), complete: false, unstored: 0 }
+      this.dirs.set(parent, d)
+    }
+    return d
+  }
+
   getDentry (parent: Ino, name: string): Dentry | null {
-    const key = dentryKey(parent, name)
-    const hit = this.dentries.get(key)
+    const dir = this.dirs.get(parent)
+    const hit = dir?.dentries.get(name)
     if (hit !== undefined) {
       hit.ref = true
       return hit.ino === 0 ? null : hit
     }
     // In a complete directory a miss means "absent"; no need to remember it.
-    if (this.completeDirs.has(parent)) return null
-    let d: Dentry = { parent, name, ino: 0, type: 0 }
+    if (dir?.complete) return null
+    const d: Dentry = { parent, name, ino: 0, type: 0, ref: false, state: 0 }
     this.storeReads++
     const rows = this.reads.omapGetSync(METADATA_POOL, dirObject(parent), [Buffer.from(name, 'latin1')])
     if (rows.length > 0) {
       const v = decodeDentry(rows[0].value)
-      d = { parent, name, ino: v.ino, type: v.type }
+      d.ino = v.ino
+      d.type = v.type
     }
-    this.dentries.set(key, d)
+    this.dir(parent).dentries.set(name, d)
+    this.dentryCount++
     this.scheduleEviction()
     return d.ino === 0 ? null : d
   }
 
   setDentry (parent: Ino, name: string, ino: Ino, type: number): void {
-    this.putDentry({ parent, name, ino, type })
+    this.putDentry(parent, name, ino, type)
   }
 
   removeDentry (parent: Ino, name: string): void {
-    this.putDentry({ parent, name, ino: 0, type: 0 })
+    this.putDentry(parent, name, 0, 0)
   }
 
-  private putDentry (d: Dentry): void {
-    const key = dentryKey(d.parent, d.name)
-    // Replacing the value of an existing key keeps its place: no delete/insert churn.
-    this.dentries.set(key, d)
-    let names = this.dirtyDentries.get(d.parent)
-    if (!names) {
-      names = new Set()
-      this.dirtyDentries.set(d.parent, names)
+  private putDentry (parent: Ino, name: string, ino: Ino, type: number): void {
+    const dir = this.dir(parent)
+    const old = dir.dentries.get(name)
+    // A new object, never an update in place: callers hold dentries they got
+    // from getDentry across changes (a rename reads the source after removing it).
+    const state = old?.state ?? 0
+    const d: Dentry = { parent, name, ino, type, ref: old !== undefined, state }
+    dir.dentries.set(name, d)
+    if (!old) this.dentryCount++
+    if ((state & DIRTY) === 0) {
+      if (state === 0) dir.unstored++
+      d.state = state | DIRTY
+      this.dirtyDentries.push(d)
     }
-    if (!names.has(d.name)) {
-      names.add(d.name)
-      this.dirtyDentryCount++
-    }
+  }
+
+  /** The live entry for a dentry in one of the state lists (which may hold an older object for the same name). */
+  private live (d: Dentry): Dentry {
+    return this.dirs.get(d.parent)?.dentries.get(d.name) ?? d
   }
 
   /** A directory created here starts complete: all of its (zero) entries are cached. */
   markComplete (dir: Ino): void {
-    this.completeDirs.add(dir)
+    this.dir(dir).complete = true
   }
 
   /** True while some dentry of dir is not yet in the store. */
   hasUnstoredDentries (dir: Ino): boolean {
-    return this.dirtyDentries.has(dir) || this.flushingDentries.has(dir)
+    return (this.dirs.get(dir)?.unstored ?? 0) > 0
   }
 
   /** Dentries of dir not yet in the store (created, changed or removed since the last committed trim). */
   unstoredDentries (dir: Ino): Dentry[] {
+    const d = this.dirs.get(dir)
+    if (!d || d.unstored === 0) return []
     const out: Dentry[] = []
-    const seen = new Set<string>()
-    for (const names of [this.dirtyDentries.get(dir), this.flushingDentries.get(dir)]) {
-      if (!names) continue
-      for (const name of names) {
-        if (seen.has(name)) continue
-        seen.add(name)
-        const d = this.dentries.get(dentryKey(dir, name))
-        if (d) out.push(d)
-      }
-    }
+    for (const e of d.dentries.values()) if (e.state) out.push(e)
     return out
   }
 
   /** Inodes not yet in the store, with their state (null: removed). */
   unstoredInodes (): Array<[Ino, Inode | null]> {
     const out: Array<[Ino, Inode | null]> = []
-    for (const set of [this.dirtyInodes, this.flushingInodes]) {
-      for (const ino of set) {
-        const v = this.inodes.get(ino)
-        if (v !== undefined) out.push([ino, v.inode])
+    const seen = new Set<Ino>()
+    for (const list of [this.dirtyInodes, this.flushingInodes]) {
+      for (const e of list) {
+        if (seen.has(e.ino)) continue
+        seen.add(e.ino)
+        out.push([e.ino, e.inode])
       }
     }
     return out
@@ -217,71 +257,65 @@ export class MetadataCache {
   takeDirty (): DirtySnapshot {
     if (this.isFlushing) throw new Error('a trim is already in flight')
     const inodes: Array<[Ino, Inode | null]> = []
-    for (const ino of this.dirtyInodes) {
-      const v = this.inodes.get(ino)
-      if (v === undefined) throw new Error(`dirty inode ${ino} is not cached`)
-      inodes.push([ino, v.inode])
+    for (const e of this.dirtyInodes) {
+      e.state = (e.state & ~DIRTY) | FLUSHING
+      inodes.push([e.ino, e.inode])
     }
     const dentries = new Map<Ino, Dentry[]>()
-    for (const [parent, names] of this.dirtyDentries) {
-      const list: Dentry[] = []
-      for (const name of names) {
-        const d = this.dentries.get(dentryKey(parent, name))
-        if (d === undefined) throw new Error(`dirty dentry ${parent}/${name} is not cached`)
-        list.push(d)
+    const flushing: Dentry[] = []
+    for (const old of this.dirtyDentries) {
+      const d = this.live(old)
+      if (((d.state ?? 0) & DIRTY) === 0) continue // listed twice under two objects: taken already
+      d.state = ((d.state ?? 0) & ~DIRTY) | FLUSHING
+      flushing.push(d)
+      let list = dentries.get(d.parent)
+      if (!list) {
+        list = []
+        dentries.set(d.parent, list)
       }
-      dentries.set(parent, list)
+      // A snapshot of its state now: the entry may change again before the trim commits.
+      list.push({ parent: d.parent, name: d.name, ino: d.ino, type: d.type })
     }
     this.flushingInodes = this.dirtyInodes
-    this.flushingDentries = this.dirtyDentries
-    this.dirtyInodes = new Set()
-    this.dirtyDentries = new Map()
-    this.dirtyDentryCount = 0
+    this.flushingDentries = flushing
+    this.dirtyInodes = []
+    this.dirtyDentries = []
     return { inodes, dentries }
   }
 
   /** The trim batch committed: its entries are clean now (unless dirtied again since). */
   flushDone (): void {
-    this.flushingInodes = new Set()
-    this.flushingDentries = new Map()
+    for (const e of this.flushingInodes) e.state &= ~FLUSHING
+    for (const old of this.flushingDentries) {
+      const d = this.live(old)
+      d.state = (d.state ?? 0) & ~FLUSHING
+      if (d.state === 0) {
+        const dir = this.dirs.get(d.parent)
+        if (dir) dir.unstored--
+      }
+    }
+    this.flushingInodes = []
+    this.flushingDentries = []
     this.scheduleEviction()
   }
 
   /** The trim batch failed: its entries are dirty again. */
   flushFailed (): void {
-    for (const ino of this.flushingInodes) this.dirtyInodes.add(ino)
-    for (const [parent, names] of this.flushingDentries) {
-      for (const name of names) {
-        const d = this.dentries.get(dentryKey(parent, name))
-        if (d) this.putDentryDirtyOnly(d)
-      }
+    for (const e of this.flushingInodes) {
+      e.state &= ~FLUSHING
+      this.markInode(e)
     }
-    this.flushingInodes = new Set()
-    this.flushingDentries = new Map()
-  }
-
-  private putDentryDirtyOnly (d: Dentry): void {
-    let names = this.dirtyDentries.get(d.parent)
-    if (!names) {
-      names = new Set()
-      this.dirtyDentries.set(d.parent, names)
+    for (const old of this.flushingDentries) {
+      const d = this.live(old)
+      const state = (d.state ?? 0) & ~FLUSHING
+      d.state = state | DIRTY
+      if ((state & DIRTY) === 0) this.dirtyDentries.push(d)
     }
-    if (!names.has(d.name)) {
-      names.add(d.name)
-      this.dirtyDentryCount++
-    }
+    this.flushingInodes = []
+    this.flushingDentries = []
   }
 
   // ---- eviction ----
-
-  private inodePinned (ino: Ino): boolean {
-    return this.dirtyInodes.has(ino) || this.flushingInodes.has(ino)
-  }
-
-  private dentryPinned (d: Dentry): boolean {
-    return this.dirtyDentries.get(d.parent)?.has(d.name) === true ||
-      this.flushingDentries.get(d.parent)?.has(d.name) === true
-  }
 
   /**
    * Evict once the current operation is over. An operation holds references
@@ -291,7 +325,7 @@ export class MetadataCache {
    */
   private scheduleEviction (): void {
     if (this.evictScheduled) return
-    if (this.inodes.size <= this.limits.inodes && this.dentries.size <= this.limits.dentries) return
+    if (this.inodes.size <= this.limits.inodes && this.dentryCount <= this.limits.dentries) return
     this.evictScheduled = true
     queueMicrotask(() => {
       this.evictScheduled = false
@@ -309,7 +343,7 @@ export class MetadataCache {
     for (const [ino, e] of this.inodes) {
       if (this.inodes.size <= this.limits.inodes || budget-- <= 0) return
       this.inodes.delete(ino)
-      if (e.ref || this.inodePinned(ino)) {
+      if (e.ref || e.state !== 0) {
         e.ref = false
         this.inodes.set(ino, e)
       }
@@ -317,16 +351,26 @@ export class MetadataCache {
   }
 
   private evictDentries (): void {
-    let budget = this.dentries.size
-    for (const [key, d] of this.dentries) {
-      if (this.dentries.size <= this.limits.dentries || budget-- <= 0) return
-      this.dentries.delete(key)
-      if (d.ref || this.dentryPinned(d)) {
-        d.ref = false
-        this.dentries.set(key, d)
-      } else if (d.ino !== 0) {
+    let budget = this.dentryCount
+    for (const [parent, dir] of this.dirs) {
+      if (this.dentryCount <= this.limits.dentries || budget <= 0) return
+      for (const [name, d] of dir.dentries) {
+        if (this.dentryCount <= this.limits.dentries || budget-- <= 0) break
+        if (d.state) continue
+        if (d.ref) {
+          d.ref = false
+          continue
+        }
+        dir.dentries.delete(name)
+        this.dentryCount--
         // Forgetting a positive entry means a miss in this directory must read the store again.
-        this.completeDirs.delete(d.parent)
+        if (d.ino !== 0) dir.complete = false
+      }
+      if (dir.dentries.size === 0 && dir.unstored === 0) this.dirs.delete(parent)
+      else {
+        // The directory goes to the young end: the next scan starts with others.
+        this.dirs.delete(parent)
+        this.dirs.set(parent, dir)
       }
     }
   }
