@@ -3,6 +3,7 @@
 import yargs from 'yargs'
 import { BENCH_DESCRIPTION, benchBuilder, benchCommand, type BenchArgs } from './bench'
 import { DEFAULT_ADDRESS } from '../rpc'
+import { classCall, classInstall, classList } from './classes'
 import { fsck, FSCK_FAILED } from './fsck'
 import { policyCheck, policySet, policyShow, syncOrMerge } from './policy'
 import { serveCommand } from './serve'
@@ -100,6 +101,21 @@ export async function main (argv: string[]): Promise<void> {
     .command('merge <dir>', 'merge the decoupled subtree holding DIR, also with invisible consistency', y => y
       .positional('dir', { type: 'string', demandOption: true }),
     a => run(Promise.resolve().then(() => syncOrMerge(a.dir as string, true))))
+    .command('class <action> [args..]', 'object classes (Lua methods that run in the store): install NAME FILE | list | call POOL OBJECT CLASS.METHOD [INPUT]', y => y
+      .positional('action', { choices: ['install', 'list', 'call'] as const, demandOption: true })
+      .positional('args', { type: 'string', array: true, default: [] })
+      .option('connect', { type: 'string', default: DEFAULT_ADDRESS, describe: 'server address' })
+      .option('json', { type: 'boolean', default: false }),
+    a => run((async () => {
+      const rest = (a.args ?? []) as string[]
+      if (a.action === 'list') return await classList(a.connect, a.json)
+      if (a.action === 'install') {
+        if (rest.length !== 2) throw new Error('class install needs NAME FILE')
+        return await classInstall(a.connect, rest[0], rest[1])
+      }
+      if (rest.length < 3 || rest.length > 4) throw new Error('class call needs POOL OBJECT CLASS.METHOD [INPUT]')
+      return await classCall(a.connect, rest[0], rest[1], rest[2], rest[3] ?? '')
+    })()))
     .command('fsck', 'check a store (read-only unless --repair); exit 0 clean, 1 repaired, 4 problems left, 8 could not check', y => y
       .option('store', { type: 'string', demandOption: true, describe: 'store directory' })
       .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed' }),

@@ -17,7 +17,10 @@ import { openStore, type SqliteStore } from '../store'
 import { readStoredSegments } from '../cudele/local'
 import { SubtreeRegistry } from '../cudele/registry'
 import { registerAdmin } from './admin'
+import { registerClasses } from './classes'
 import { registerCudele } from './cudele'
+import { createLuaPool, type LuaPool } from '../lua'
+import { ClassRuntime } from '../store/classes'
 import { capPolicyOf, registerMethods } from './methods'
 import { DEFAULT_SESSION_OPTIONS, type Session, type SessionOptions, SessionTable } from './sessions'
 
@@ -38,6 +41,9 @@ export class CudeleServer {
   readonly caps: CapTable
   readonly sessions: SessionTable
   readonly subtrees: SubtreeRegistry
+  /** Object classes: Lua methods run in the store (a pool of Lua worker threads). */
+  readonly classes: ClassRuntime
+  private readonly lua: LuaPool
   /** Requests that journaled nothing, done in this server's lifetime (for replays after a reconnect). */
   readonly volatileCompleted = new CompletedRequests()
   address: Address | null = null
@@ -52,6 +58,8 @@ export class CudeleServer {
   ) {
     this.sessions = new SessionTable({ ended: (s, why) => this.sessionEnded(s, why) }, sessionOptions)
     this.subtrees = new SubtreeRegistry(mds, mon)
+    this.lua = createLuaPool()
+    this.classes = new ClassRuntime(store, mon, this.lua)
     this.caps = new CapTable({
       sendRevoke: (sid, ino, bits) => { this.sessions.get(sid)?.conn?.notify('revoke', [ino, bits]) },
       isOpen: sid => this.sessions.isOpen(sid)
@@ -102,6 +110,7 @@ export class CudeleServer {
       registerMethods(rpc, srv)
       registerAdmin(rpc, srv)
       registerCudele(rpc, srv)
+      registerClasses(rpc, srv)
       rpc.onConnection(conn => {
         conn.on('close', () => srv.sessions.detach(conn))
       })
@@ -171,6 +180,8 @@ export class CudeleServer {
     this.subtrees.close()
     await this.rpc.close('the server is shutting down')
     this.mon.log('info', 'mds.0', 'server stopped')
+    await this.classes.close()
+    await this.lua.close()
     await this.mds.close()
     await this.mon.close()
     await this.store.close()
