@@ -39,6 +39,13 @@ export interface Connection extends Client {
   /** Set a directory's policy (the text of a policies.yml). */
   setPolicy (dir: Ino, yaml: string, path?: string): Promise<PolicyEntry>
   policyOf (dir: Ino): Promise<PolicyInfo>
+  /**
+   * Create many empty files in dir. In a decoupled subtree the create events
+   * are appended to the client journal without checks (the plain
+   * append_client_journal mechanism; an existing name is replaced at merge);
+   * elsewhere it is one request per file.
+   */
+  createMany (dir: Ino, names: string[], mode?: number): Promise<number>
   /** Merge the decoupled subtree holding dir now (weak consistency). */
   sync (dir: Ino): Promise<void>
   /** Merge it even with invisible consistency. */
@@ -56,6 +63,7 @@ export async function connect (address: string, opts: ConnectOptions = {}): Prom
   const stopTimers = Client.prototype.close.bind(client)
   client.setPolicy = (dir, yaml, p) => router.service.setPolicy(dir, yaml, p ?? `inode ${dir}`, backend.owner)
   client.policyOf = dir => router.service.policyOf(dir)
+  client.createMany = (dir, names, mode = 0o644) => router.createMany(dir, names, mode, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: process.pid })
   client.sync = dir => router.mergeAt(dir, false)
   client.merge = dir => router.mergeAt(dir, true)
   client.close = async () => {

@@ -12,13 +12,15 @@
 import { fsError } from '../common/errors'
 import { u64Key, nameToBytes } from '../common/codec'
 import { encodeDentry } from '../mds/dentry'
-import { decodeEvents } from '../mds/events'
+import { applyEvent } from '../mds/apply'
+import { decodeEvents, EventType } from '../mds/events'
+import { now, type Timespec } from '../common/time'
 import { decodeInode, encodeInode } from '../mds/inode'
 import { dirObject, FORMAT_OBJECT, FORMAT_VERSION, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, METADATA_POOL, parseJournalObject } from '../mds/layout'
 import type { Mds } from '../mds/mds'
 import { openMds } from '../mds/open'
 import { encodeInoTable, encodeJournalHeader } from '../mds/trim'
-import { type Ino, isDir } from '../mds/types'
+import { type Caller, type Ino, isDir, NAME_MAX, S_IFREG } from '../mds/types'
 import { MemoryStore } from '../store/memory'
 import type { CommitInfo, ObjectWrite, SubmitOptions } from '../store/types'
 import { JournalFile, type JournalFileHeader, type Segment } from './journalfile'
@@ -76,7 +78,7 @@ export class DecoupledSubtree {
     readonly policyVersion: number,
     readonly inoStart: Ino,
     count: number,
-    readonly mds: Mds,
+    private readonly copy: Mds,
     private readonly service: SubtreeService,
     snapshotInos: Set<Ino>,
     mergedSeq: number
@@ -132,6 +134,52 @@ export class DecoupledSubtree {
     return tree
   }
 
+  /** Creates appended blind (createMany) that the private copy has not applied yet. */
+  private unapplied: Array<{ parent: Ino, names: string[], firstIno: Ino, mode: number, uid: number, gid: number, time: Timespec }> = []
+
+  /** The private copy, with every appended event applied. */
+  get mds (): Mds {
+    if (this.unapplied.length > 0) this.catchUp()
+    return this.copy
+  }
+
+  private catchUp (): void {
+    const batches = this.unapplied
+    this.unapplied = []
+    for (const b of batches) {
+      for (let i = 0; i < b.names.length; i++) {
+        applyEvent(this.copy.ns, { type: EventType.Mknod, parent: b.parent, name: b.names[i], ino: b.firstIno + i, mode: b.mode, uid: b.uid, gid: b.gid, rdev: 0, time: b.time, target: '' })
+      }
+    }
+  }
+
+  /**
+   * append_client_journal in its plain form: create events for these names go
+   * straight into the client journal, with inode numbers from the subtree's
+   * range and no checks against the namespace (as the paper's clients do; the
+   * MDS applies them blindly at merge, so an existing name is replaced). The
+   * private copy applies them before the next operation that looks at it.
+   */
+  appendCreates (parent: Ino, names: string[], mode: number, caller: Caller): number {
+    const copy = this.copy
+    // Directories are never created blind, so the parent is in the copy without catching up.
+    const dir = copy.ns.cache.getInode(parent)
+    if (!dir) throw fsError('ENOENT', `directory ${parent} does not exist`)
+    if (!isDir(dir.mode)) throw fsError('ENOTDIR', `inode ${parent} is not a directory`)
+    for (const name of names) {
+      if (name.length === 0 || name.length > NAME_MAX || name.includes('/') || name === '.' || name === '..') {
+        throw fsError(name.length > NAME_MAX ? 'ENAMETOOLONG' : 'EINVAL', `invalid name ${JSON.stringify(name)}`)
+      }
+    }
+    const inotable = copy.ns.inotable
+    if (inotable.next + names.length > inotable.limit) throw fsError('ENOSPC', inotable.limitReason)
+    const firstIno = inotable.reserve(names.length)
+    const batch = { parent, names, firstIno, mode: (mode & 0o7777) | S_IFREG, uid: caller.uid, gid: caller.gid, time: now() }
+    copy.journal.appendCreates(parent, names, firstIno, batch.mode, batch.uid, batch.gid, batch.time)
+    this.unapplied.push(batch)
+    return names.length
+  }
+
   /** Does this subtree hold the inode (from the snapshot, or created here)? */
   has (ino: Ino): boolean {
     return this.snapshotInos.has(ino) || (ino >= this.inoStart && ino < this.inoEnd)
@@ -152,11 +200,11 @@ export class DecoupledSubtree {
   }
 
   get unmergedSegments (): number { return this.segments.length }
-  get unmergedEvents (): number { return this.mds.journal.pendingEvents + this.segments.length }
+  get unmergedEvents (): number { return this.copy.journal.pendingEvents + this.segments.length }
 
   /** Everything done so far is as durable as the policy makes it (fsync in the subtree). */
   async persist (): Promise<void> {
-    await this.mds.journal.sync(false)
+    await this.copy.journal.sync(false)
     if (this.file) await this.file.flushed()
     await Promise.all([...this.globalPuts])
     if (this.persistFailure) {
@@ -175,7 +223,7 @@ export class DecoupledSubtree {
   }
 
   private async doMerge (): Promise<void> {
-    await this.mds.journal.sync(false)
+    await this.copy.journal.sync(false)
     const todo = this.segments.filter(s => s.seq > this.mergedSeq)
     if (todo.length === 0) return
     // Segments the store must hold first (global_persist) are put before the merge.
@@ -201,13 +249,13 @@ export class DecoupledSubtree {
     if (keep) {
       await this.persist().catch(() => {})
       this.file?.close()
-      await this.mds.close()
+      await this.copy.close()
       return
     }
     if (this.policy.consistency !== 'invisible' || how === 'policy-change') await this.merge()
     await this.service.release(this.root, this.owner)
     await this.file?.remove()
-    await this.mds.close()
+    await this.copy.close()
   }
 }
 

@@ -246,11 +246,9 @@ export class SubtreeRegistry {
     const eff = this.effective(root)
     const mergedSeq = fresh.length > 0 ? fresh[fresh.length - 1][0] : already
     if (eff.policy.mechanisms.includes('nonvolatile_apply')) return await this.mergeThroughStore(root, owner, fresh, mergedSeq)
-    const stream = eff.policy.mechanisms.includes('stream')
-    const r = this.mds.applyClientEvents(events, stream, { root, seq: mergedSeq })
-    if (stream) await this.mds.sync(false)
-    else await this.mds.trim()
-    return { ...r, mergedSeq }
+    const r = this.mds.mergeSegments(fresh.map(([, bytes]) => bytes), events, { root, seq: mergedSeq })
+    await r.committed
+    return { applied: r.applied, skipped: r.skipped, mergedSeq }
   }
 
   /**

@@ -13,7 +13,9 @@
 
 import { Encoder } from '../common/codec'
 import type { CommitInfo, LocalReads, ObjectStore, ObjectWrite } from '../store/types'
-import { decodeEvents, encodeEvent, type Event } from './events'
+import { decodeEvents, encodeEvent, EventType, type Event } from './events'
+import type { Timespec } from '../common/time'
+import type { Ino } from './types'
 import { JOURNAL_PREFIX, journalObject, METADATA_POOL, parseJournalObject } from './layout'
 
 /** A buffer larger than this is flushed at once rather than waiting for the flush in flight. */
@@ -94,6 +96,42 @@ export class Journal {
     this.pending = 0
     this.stats.objects++
     return { pool: METADATA_POOL, name: journalObject(this.nextSeq++), ops: [{ op: 'writeFull', data }] }
+  }
+
+  /**
+   * Append create events for many names in one directory (inode numbers
+   * firstIno, firstIno+1, ...), encoded straight into the buffer: the blind
+   * creates of a decoupled client, where building an event object per name
+   * would cost more than encoding it.
+   */
+  appendCreates (parent: Ino, names: string[], firstIno: Ino, mode: number, uid: number, gid: number, time: Timespec): void {
+    const before = this.enc.length
+    for (let i = 0; i < names.length; i++) {
+      encodeEvent(this.enc, { type: EventType.Mknod, parent, name: names[i], ino: firstIno + i, mode, uid, gid, rdev: 0, time, target: '' })
+    }
+    this.pending += names.length
+    this.stats.events += names.length
+    this.stats.bytes += this.enc.length - before
+    if (this.enc.length >= EAGER_FLUSH_BYTES && this.holding === 0) {
+      this.submit([], false)
+    } else if (!this.backgroundInflight && !this.scheduled) {
+      this.scheduled = true
+      setImmediate(() => this.backgroundFlush())
+    }
+  }
+
+  /**
+   * Append already-encoded events (a client journal's segments are in this
+   * very format) as one journal object of their own, after the pending
+   * events: no decoding and re-encoding of what may be millions of events.
+   */
+  appendEncoded (bytes: Uint8Array, events: number): Promise<CommitInfo> {
+    const own = this.takePending()
+    this.stats.events += events
+    this.stats.bytes += bytes.length
+    this.stats.objects++
+    const obj: ObjectWrite = { pool: METADATA_POOL, name: journalObject(this.nextSeq++), ops: [{ op: 'writeFull', data: bytes }] }
+    return this.submit(own ? [own, obj] : [obj], false)
   }
 
   /**

@@ -7,11 +7,12 @@
 // commits (like CephFS's early reply); sync() waits for "safe".
 
 import { fsError } from '../common/errors'
+import { Encoder } from '../common/codec'
 import { compareTs, now } from '../common/time'
 import type { ObjectWrite } from '../store/types'
 import { applyEvent } from './apply'
 import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
-import { EventType, SA, type Event, type SetAttrEvent } from './events'
+import { encodeEvent, EventType, SA, type Event, type SetAttrEvent } from './events'
 import { attrOf, type Inode } from './inode'
 import type { Journal } from './journal'
 import { DATA_POOL, dataObjectPrefix, dirObject, METADATA_POOL } from './layout'
@@ -489,6 +490,45 @@ export class Mds implements MdsApi {
     // record that this request was done: the two stay together.
     if (req && !journal) this.ns.completed.add(req.client, req.tid)
     return { applied, skipped }
+  }
+
+  /**
+   * Merge client journal segments (volatile apply): their events are applied
+   * to the in-memory metadata and the segments themselves go into the MDS
+   * journal as they are, wrapped by the request marker and the Merged event,
+   * in one journal object: replay after a crash sees them in the same order
+   * as everything journaled after them, and the trim writes the result to the
+   * metadata store in the background.
+   */
+  mergeSegments (segments: Uint8Array[], events: Event[], merged: { root: Ino, seq: number }): { applied: number, skipped: number, committed: Promise<unknown> } {
+    if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
+    for (const ev of events) {
+      if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge || ev.type === EventType.Merged) {
+        throw fsError('EINVAL', `a client journal may not hold ${describe(ev)}`)
+      }
+    }
+    let applied = 0
+    let skipped = 0
+    for (const ev of events) {
+      if (applyEvent(this.ns, ev)) applied++
+      else skipped++
+    }
+    const head = new Encoder(64)
+    const req = this.currentRequest
+    if (req) {
+      req.marked = true
+      const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
+      applyEvent(this.ns, marker)
+      encodeEvent(head, marker)
+    }
+    const tail = new Encoder(32)
+    const m: Event = { type: EventType.Merged, root: merged.root, seq: merged.seq }
+    applyEvent(this.ns, m)
+    encodeEvent(tail, m)
+    const bytes = Buffer.concat([head.view(), ...segments, tail.view()])
+    const committed = this.journal.appendEncoded(bytes, events.length + 2)
+    if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight && this.options.trimming !== false) this.trim().catch(() => {})
+    return { applied, skipped, committed }
   }
 
   // ---- open files and data ----
