@@ -304,6 +304,18 @@ export class CudeleBackend implements ClientBackend {
     else await this.base.unlink(parent, name)
   }
 
+  /**
+   * Create many empty files at once. In a decoupled subtree this is the plain
+   * append_client_journal mechanism (no per-name checks: see
+   * DecoupledSubtree.appendCreates); elsewhere, one request per file.
+   */
+  async createMany (parent: Ino, names: string[], mode: number, caller: Caller): Promise<number> {
+    const t = await this.treeForChange(parent)
+    if (t) return t.appendCreates(parent, names, mode, caller)
+    for (const name of names) await this.base.mknod(parent, name, (mode & 0o7777) | 0o100000, 0, caller)
+    return names.length
+  }
+
   async rmdir (parent: Ino, name: string): Promise<void> {
     const t = await this.treeForChange(parent)
     if (t) t.mds.rmdir(parent, name)
