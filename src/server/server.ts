@@ -48,6 +48,7 @@ export class CudeleServer {
   readonly volatileCompleted = new CompletedRequests()
   address: Address | null = null
   private closed = false
+  private ownersTimer: NodeJS.Timeout | null = null
 
   private constructor (
     readonly store: SqliteStore,
@@ -115,6 +116,7 @@ export class CudeleServer {
         conn.on('close', () => srv.sessions.detach(conn))
       })
       srv.address = await rpc.listen(opts.listen)
+      srv.awaitOwners(sessionOptions.timeoutMs)
       await mon.propose('mdsmap', () => ({ epoch: 0, ranks: [{ rank: 0, state: 'active', addr: formatAddress(srv.address as Address), pid: process.pid, bootId: srv.bootId }] }), { name: 'mds.0' })
       mon.log('info', 'mds.0', `serving ${path.resolve(opts.store)} at ${formatAddress(srv.address)} (boot ${srv.bootId})`)
       return srv
@@ -172,11 +174,32 @@ export class CudeleServer {
       .catch((err: Error) => this.log('error', `subtrees of ${s.owner}: ${err.message}`))
   }
 
+  /**
+   * Claims of decoupled subtrees outlive a restart, sessions do not: an owner
+   * gets the session timeout to come back, and one that does not is gone, as
+   * if its session had timed out (its subtrees go as their durability says).
+   */
+  private awaitOwners (timeoutMs: number): void {
+    const owners = new Set([...this.mds.ns.claims.byRoot.values()].map(c => c.owner))
+    if (owners.size === 0) return
+    this.ownersTimer = setTimeout(() => {
+      this.ownersTimer = null
+      for (const owner of owners) {
+        if (this.closed || this.sessions.all().some(s => s.owner === owner)) continue
+        this.log('warn', `client ${owner} did not come back within ${timeoutMs} ms of the restart`)
+        this.subtrees.ownerGone(owner, (o, root) => readStoredSegments(this.store, o, root))
+          .catch((err: Error) => this.log('error', `subtrees of ${owner}: ${err.message}`))
+      }
+    }, timeoutMs)
+    this.ownersTimer.unref()
+  }
+
   /** Stop serving, flush everything, release the store. */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     this.sessions.close()
+    if (this.ownersTimer) clearTimeout(this.ownersTimer)
     this.subtrees.close()
     await this.rpc.close('the server is shutting down')
     this.mon.log('info', 'mds.0', 'server stopped')
