@@ -5,6 +5,7 @@ import { BENCH_DESCRIPTION, benchBuilder, benchCommand, type BenchArgs } from '.
 import { DEFAULT_ADDRESS } from '../rpc'
 import { classCall, classInstall, classList } from './classes'
 import { fsck, FSCK_FAILED } from './fsck'
+import { journalApply, journalExport, journalImport, journalInspect } from './journal'
 import { policyCheck, policySet, policyShow, syncOrMerge } from './policy'
 import { serveCommand } from './serve'
 import { logCommand, statusCommand } from './status'
@@ -115,6 +116,28 @@ export async function main (argv: string[]): Promise<void> {
       }
       if (rest.length < 3 || rest.length > 4) throw new Error('class call needs POOL OBJECT CLASS.METHOD [INPUT]')
       return await classCall(a.connect, rest[0], rest[1], rest[2], rest[3] ?? '')
+    })()))
+    .command('journal <action> [args..]', 'the event journal: inspect SRC | export SRC OUT | import FILE --store DIR | apply FILE (--store DIR | --connect ADDR); SRC is a client journal file or --store DIR', y => y
+      .positional('action', { choices: ['inspect', 'export', 'import', 'apply'] as const, demandOption: true })
+      .positional('args', { type: 'string', array: true, default: [] })
+      .option('store', { type: 'string', describe: 'a store directory (its MDS journal; the store must not be in use)' })
+      .option('connect', { type: 'string', describe: 'a running server (apply)' })
+      .option('events', { type: 'boolean', default: false, describe: 'inspect: list every event' })
+      .option('json', { type: 'boolean', default: false, describe: 'export: JSON lines instead of a journal file' }),
+    a => run((async () => {
+      const rest = (a.args ?? []) as string[]
+      if (a.action === 'inspect') return await journalInspect({ file: rest[0], store: rest[0] ? undefined : a.store }, a.events)
+      if (a.action === 'export') {
+        const out = rest[rest.length - 1]
+        if (!out) throw new Error('journal export needs an output file')
+        return await journalExport({ file: rest.length > 1 ? rest[0] : undefined, store: rest.length > 1 ? undefined : a.store }, out, a.json)
+      }
+      if (!rest[0]) throw new Error(`journal ${a.action} needs a client journal file`)
+      if (a.action === 'import') {
+        if (!a.store) throw new Error('journal import needs --store DIR (a store not in use)')
+        return await journalImport(rest[0], a.store)
+      }
+      return await journalApply(rest[0], { store: a.store, connect: a.connect })
     })()))
     .command('fsck', 'check a store (read-only unless --repair); exit 0 clean, 1 repaired, 4 problems left, 8 could not check', y => y
       .option('store', { type: 'string', demandOption: true, describe: 'store directory' })

@@ -5,6 +5,7 @@ import { policyInfo, checkDataWrites, readStoredSegments, dropStoredSegments } f
 import { segmentObject } from '../cudele/service'
 import { fsError } from '../common/errors'
 import { METADATA_POOL } from '../mds/layout'
+import { decodeEvents, EventType } from '../mds/events'
 import type { RpcServer } from '../rpc'
 import type { ObjectWrite } from '../store/types'
 import { sessionOf } from './methods'
@@ -49,6 +50,16 @@ export function registerCudele (rpc: RpcServer, srv: CudeleServer): void {
     return null
   })
   withSession('cudele.storedSegments', ([root, owner], sessionOwner) => readStoredSegments(srv.store, ownerMatches(owner, sessionOwner), Number(root)))
+  // `cudele journal apply --connect`: events of a client journal file, applied blindly (an administrator's merge).
+  rpc.handle('journal.apply', async ([segments]) => {
+    if (!Array.isArray(segments)) throw fsError('EINVAL', 'journal.apply needs a list of segments')
+    const events = (segments as Uint8Array[]).flatMap(b => decodeEvents(b))
+      .filter(ev => ev.type !== EventType.Request && ev.type !== EventType.Claim && ev.type !== EventType.Unclaim && ev.type !== EventType.Merged)
+    const r = srv.mds.applyClientEvents(events, true)
+    await srv.mds.sync(true)
+    srv.log('info', `journal apply: ${r.applied} events applied, ${r.skipped} skipped`)
+    return r
+  })
   withSession('data.write', async ([writes, durable]) => {
     checkDataWrites(writes as ObjectWrite[])
     await srv.store.submit(writes as ObjectWrite[], { durable: durable === true })
