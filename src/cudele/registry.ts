@@ -12,9 +12,9 @@ import { fsError } from '../common/errors'
 import { encodeInode } from '../mds/inode'
 import type { Mds } from '../mds/mds'
 import { decodeEvents } from '../mds/events'
-import { DATA_POOL, METADATA_POOL, parseDataObject } from '../mds/layout'
+import { DATA_POOL, METADATA_POOL, parseDataObject, STRIPE_BYTES } from '../mds/layout'
 import { segmentObject } from './service'
-import { type Ino, isDir, ROOT_INO } from '../mds/types'
+import { type Ino, isDir, isReg, ROOT_INO } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import type { JsonValue, MonitorApi } from '../mon/types'
 import { DEFAULT_POLICY, isDecoupled, parsePolicy, type Policy } from './policy'
@@ -300,7 +300,7 @@ export class SubtreeRegistry {
         this.release(c.root, owner)
         this.mon.log('info', 'mds.0', `merged the stored journal of client ${owner} for subtree ${c.root} after its session ended`)
       } else if (policy.durability === 'none') {
-        const removed = await this.dropUnmergedData(c.inoStart, c.inoStart + c.count)
+        const removed = await this.dropUnmergedData(c.root, c.inoStart, c.inoStart + c.count)
         this.release(c.root, owner)
         this.mon.log('warn', 'mds.0', `client ${owner} is gone with unmerged updates in subtree ${c.root} (durability none): discarded, with ${removed} data objects`)
       } else {
@@ -309,16 +309,32 @@ export class SubtreeRegistry {
     }
   }
 
-  /** Remove data objects of inodes in [start, end) that the namespace does not know (never merged). */
-  private async dropUnmergedData (start: Ino, end: Ino): Promise<number> {
+  /**
+   * Remove data objects of inodes in [start, end) that the namespace does not
+   * know (never merged), and cut back data the owner wrote past the size of
+   * files that were in the subtree already (appends whose new size is lost).
+   */
+  private async dropUnmergedData (root: Ino, start: Ino, end: Ino): Promise<number> {
     const store = this.mds.store
+    const inSubtree = this.claimedInodes.get(root) ?? new Set(this.snapshot(root).inodes.map(([ino]) => ino))
     const removes: ObjectWrite[] = []
     let after: string | undefined
     for (;;) {
       const names = store.listSync(DATA_POOL, { after, limit: 1024 })
       for (const name of names) {
         const p = parseDataObject(name)
-        if (p && p.ino >= start && p.ino < end && !this.mds.ns.cache.getInode(p.ino)) removes.push({ pool: DATA_POOL, name, ops: [{ op: 'remove' }] })
+        const inRange = p !== null && p.ino >= start && p.ino < end
+        if (!p || (!inRange && !inSubtree.has(p.ino))) continue
+        const inode = this.mds.ns.cache.getInode(p.ino)
+        if (!inode) {
+          if (inRange) removes.push({ pool: DATA_POOL, name, ops: [{ op: 'remove' }] })
+          continue
+        }
+        if (!isReg(inode.mode) || !inSubtree.has(p.ino)) continue
+        const keep = inode.size - p.stripe * STRIPE_BYTES
+        const size = store.statSync(DATA_POOL, name)?.size ?? 0
+        if (keep <= 0) removes.push({ pool: DATA_POOL, name, ops: [{ op: 'remove' }] })
+        else if (size > keep) removes.push({ pool: DATA_POOL, name, ops: [{ op: 'truncate', size: keep }] })
       }
       if (names.length < 1024) break
       after = names[names.length - 1]
