@@ -26,7 +26,7 @@ export class LocalSubtreeService implements SubtreeService {
   setPolicy (dir: Ino, yaml: string, path: string, by: string) { return this.registry.setPolicy(dir, yaml, path, by) }
   async claim (dir: Ino, owner: string) { return this.registry.claim(dir, owner) }
   merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>) { return this.registry.merge(root, owner, segments) }
-  async release (root: Ino, owner: string): Promise<void> { this.registry.release(root, owner) }
+  release (root: Ino, owner: string): Promise<void> { return this.registry.letGo(root, owner) }
 
   async putSegment (root: Ino, owner: string, seq: number, bytes: Uint8Array): Promise<void> {
     await this.store.submit([{ pool: METADATA_POOL, name: segmentObject(owner, root, seq), ops: [{ op: 'writeFull', data: bytes }] }], { durable: true })

@@ -343,6 +343,20 @@ export class SubtreeRegistry {
     return removes.length
   }
 
+  /**
+   * The owner lets go of its subtree (unmount, policy change). Invisible
+   * consistency with no durability merges nothing at unmount: what it
+   * discards goes, with the data it wrote.
+   */
+  async letGo (root: Ino, owner: string): Promise<void> {
+    const c = this.mds.ns.claims.byRoot.get(root)
+    if (!c) return
+    if (c.owner !== owner) throw fsError('EPERM', `client ${owner} does not own subtree ${root}`)
+    const policy = this.effective(root).policy
+    if (c.count > 0 && policy.consistency === 'invisible' && policy.durability === 'none') await this.dropUnmergedData(root, c.inoStart, c.inoStart + c.count)
+    this.release(root, owner)
+  }
+
   /** The owner lets go of its subtree (after a final merge, or discarding what it had). */
   release (root: Ino, owner: string): void {
     const c = this.mds.ns.claims.byRoot.get(root)

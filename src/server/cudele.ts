@@ -38,7 +38,7 @@ export function registerCudele (rpc: RpcServer, srv: CudeleServer): void {
     }
   })
   withSession('cudele.claim', ([dir, owner], sessionOwner) => reg.claim(Number(dir), ownerMatches(owner, sessionOwner)))
-  withSession('cudele.release', ([root, owner], sessionOwner) => reg.release(Number(root), ownerMatches(owner, sessionOwner)))
+  withSession('cudele.release', async ([root, owner], sessionOwner) => { await reg.letGo(Number(root), ownerMatches(owner, sessionOwner)); return null })
   withSession('cudele.putSegment', async ([root, owner, seq, bytes], sessionOwner) => {
     ownerMatches(owner, sessionOwner)
     if (!(bytes instanceof Uint8Array) || bytes.length > SEGMENT_MAX_BYTES) throw fsError('EINVAL', 'a journal segment is bytes, at most 64 MiB')
