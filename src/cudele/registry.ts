@@ -384,15 +384,52 @@ export class SubtreeRegistry {
         this.mon.log('info', 'mds.0', `client ${client} now owns ${eff.entry?.path ?? eff.root} (interfere: block)`)
       }
     }
-    for (const ino of inodes) {
-      for (const [root, set] of this.claimedInodes) {
-        const c = this.mds.ns.claims.byRoot.get(root)
-        if (!c || c.owner === client) continue
+    if (inodes.length === 0) return
+    for (const c of this.mds.ns.claims.byRoot.values()) {
+      if (c.owner === client) continue
+      const eff = this.effective(c.root)
+      if (eff.policy.interfere !== 'block') continue
+      const set = this.inodesOf(c.root)
+      for (const ino of inodes) {
         if (!set.has(ino) && !(ino >= c.inoStart && ino < c.inoStart + c.count)) continue
-        const eff = this.effective(root)
-        if (eff.policy.interfere === 'block') throw fsError('EBUSY', `inode ${ino} is in ${eff.entry?.path ?? root}, owned by client ${c.owner} (interfere: block)`)
+        throw fsError('EBUSY', `inode ${ino} is in ${eff.entry?.path ?? c.root}, owned by client ${c.owner} (interfere: block)`)
       }
     }
+  }
+
+  /**
+   * The inodes of a claimed subtree (files have no parent pointer to walk up):
+   * as handed out with the claim, or as the subtree is now (a strong subtree's
+   * claim, or any claim after a restart), kept up to date by noted().
+   */
+  private inodesOf (root: Ino): Set<Ino> {
+    let set = this.claimedInodes.get(root)
+    if (!set) {
+      set = new Set(this.snapshot(root).inodes.map(([ino]) => ino))
+      this.claimedInodes.set(root, set)
+    }
+    return set
+  }
+
+  /** A change went through the MDS: an inode it put into a claimed subtree belongs to it from now on. */
+  noted (name: string, args: any[], result: unknown): void {
+    if (this.claimedInodes.size === 0) return
+    let dir: Ino
+    let ino: Ino | undefined
+    if (name === 'mknod' || name === 'mkdir' || name === 'symlink') {
+      dir = Number(args[0])
+      ino = (result as { ino?: Ino } | null)?.ino
+    } else if (name === 'link') {
+      dir = Number(args[1])
+      ino = Number(args[0])
+    } else if (name === 'rename') {
+      dir = Number(args[2])
+      ino = this.mds.lookupOrNull(dir, String(args[3]))?.ino
+    } else {
+      return
+    }
+    if (ino === undefined) return
+    for (const set of this.claimedInodes.values()) if (set.has(dir)) set.add(ino)
   }
 }
 

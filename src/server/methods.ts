@@ -167,6 +167,7 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
       } finally {
         mds.currentRequest = null
       }
+      if (t.dirs.length > 0) srv.subtrees.noted(name, rest, result)
       // A request that journaled nothing (open, release, a no-op) is remembered
       // for this server's lifetime only, so a replay after a reconnect is not done twice.
       if (!req.marked) srv.volatileCompleted.add(s.name, tid)
