@@ -42,6 +42,8 @@ export class CudeleBackend implements ClientBackend {
   /** Directories and policies.yml files seen, by inode: parent and name (for paths in messages). */
   private readonly names = new Map<Ino, { parent: Ino, name: string }>()
   private readonly policyFiles = new Map<Ino, Ino>()
+  /** When each subtree last said it ran out of inode numbers. */
+  private readonly enospcSaid = new WeakMap<DecoupledSubtree, number>()
 
   constructor (
     readonly base: ClientBackend,
@@ -275,21 +277,35 @@ export class CudeleBackend implements ClientBackend {
 
   // ---- changes ----
 
+  /** A change in this client's subtree. Running out of its inode numbers is also said in the mount's output: ENOSPC alone says little. */
+  private inTree<T> (t: DecoupledSubtree, fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      const now = performance.now()
+      if ((err as FsError).code === 'ENOSPC' && now - (this.enospcSaid.get(t) ?? -Infinity) > 10_000) {
+        this.enospcSaid.set(t, now)
+        console.error(`cudele: ${this.pathOf(t.root)}: ${(err as Error).message.replace(/^ENOSPC: /, '')}`)
+      }
+      throw err
+    }
+  }
+
   async mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
     // policies.yml itself always goes to the MDS: the policy must be readable by everyone.
     const t = name === POLICY_FILE ? null : await this.treeForChange(parent)
     if (name === POLICY_FILE && this.treeOf(parent)) throw fsError('EXDEV', 'policies.yml of a decoupled subtree is changed through a client that does not own it, or with cudele policy set')
-    return this.seen(parent, name, t ? t.mds.mknod(parent, name, mode, rdev, caller) : await this.base.mknod(parent, name, mode, rdev, caller)) as Attr
+    return this.seen(parent, name, t ? this.inTree(t, () => t.mds.mknod(parent, name, mode, rdev, caller)) : await this.base.mknod(parent, name, mode, rdev, caller)) as Attr
   }
 
   async mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> {
     const t = await this.treeForChange(parent)
-    return this.seen(parent, name, t ? t.mds.mkdir(parent, name, mode, caller) : await this.base.mkdir(parent, name, mode, caller)) as Attr
+    return this.seen(parent, name, t ? this.inTree(t, () => t.mds.mkdir(parent, name, mode, caller)) : await this.base.mkdir(parent, name, mode, caller)) as Attr
   }
 
   async symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> {
     const t = await this.treeForChange(parent)
-    return t ? t.mds.symlink(parent, name, target, caller) : await this.base.symlink(parent, name, target, caller)
+    return t ? this.inTree(t, () => t.mds.symlink(parent, name, target, caller)) : await this.base.symlink(parent, name, target, caller)
   }
 
   async link (ino: Ino, newParent: Ino, newName: string): Promise<Attr> {
@@ -311,7 +327,7 @@ export class CudeleBackend implements ClientBackend {
    */
   async createMany (parent: Ino, names: string[], mode: number, caller: Caller): Promise<number> {
     const t = await this.treeForChange(parent)
-    if (t) return t.appendCreates(parent, names, mode, caller)
+    if (t) return this.inTree(t, () => t.appendCreates(parent, names, mode, caller))
     for (const name of names) await this.base.mknod(parent, name, (mode & 0o7777) | 0o100000, 0, caller)
     return names.length
   }
