@@ -261,9 +261,13 @@ export class DecoupledSubtree {
 
 /** The store writes that make a private copy of a claimed subtree. */
 function snapshotWrites (grant: ClaimGrant, journalSeq: number): ObjectWrite[] {
+  // A claim taken back (a remount after a merge) has used part of its range
+  // already: those inodes are in the snapshot, and new ones come after them.
+  let nextIno = grant.inoStart
+  for (const [ino] of grant.snapshot.inodes) if (ino >= nextIno && ino < grant.inoStart + grant.count) nextIno = ino + 1
   const writes: ObjectWrite[] = [
     { pool: METADATA_POOL, name: FORMAT_OBJECT, ops: [{ op: 'writeFull', data: Buffer.from(`cudele ${FORMAT_VERSION}\n`) }] },
-    { pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data: encodeInoTable(grant.inoStart) }] },
+    { pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data: encodeInoTable(nextIno) }] },
     { pool: METADATA_POOL, name: JOURNAL_HEADER, ops: [{ op: 'writeFull', data: encodeJournalHeader(journalSeq) }] }
   ]
   const shards = new Map<string, Array<[Uint8Array, Uint8Array]>>()
