@@ -113,7 +113,7 @@ export class DecoupledSubtree {
       mds: { cache: { inodes: Number.MAX_SAFE_INTEGER, dentries: Number.MAX_SAFE_INTEGER }, trimDirtyEntries: Number.MAX_SAFE_INTEGER, trimIntervalMs: 2 ** 31 - 1, trimming: false }
     })
     mds.ns.inotable.limit = grant.inoStart + grant.count
-    mds.ns.inotable.limitReason = `the ${grant.count} inode numbers this client got for the decoupled subtree (allocated_inodes) are used up; raise allocated_inodes in its policies.yml, or merge (cudele sync) and work on`
+    mds.ns.inotable.limitReason = `the ${grant.count} inode numbers this client got for the decoupled subtree (allocated_inodes) are used up (a merge does not give them back); raise allocated_inodes in its policies.yml, or unmount (the subtree is merged and let go, and the next change claims a fresh range)`
     const tree = new DecoupledSubtree(grant.root, grant.owner, p, grant.policyVersion, grant.inoStart, grant.count, mds, service,
       new Set(grant.snapshot.inodes.map(([ino]) => ino)), grant.mergedSeq)
     for (const s of leftover) {
