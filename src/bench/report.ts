@@ -108,3 +108,21 @@ export function formatReport (r: BenchReport): string {
   ]
   return [head.join('\n'), ...r.cases.map(formatCase)].join('\n\n') + '\n'
 }
+
+/** A table as Markdown (for docs/BENCHMARKS.md). */
+export function markdownTable (t: Table): string {
+  const esc = (c: string): string => c.replace(/\|/g, '\\|')
+  const lines = [`| ${t.columns.map(esc).join(' | ')} |`, `|${t.columns.map((_c, i) => i === 0 ? ' --- ' : ' ---: ').join('|')}|`]
+  for (const r of t.rows) lines.push(`| ${r.map(esc).join(' | ')} |`)
+  return lines.join('\n')
+}
+
+export function markdownCase (r: CaseReport): string {
+  const out: string[] = []
+  for (const t of r.tables) out.push(`${t.title}:`, '', markdownTable(t), '')
+  if (r.targets.length > 0) {
+    for (const t of r.targets) out.push(`- **${t.pass ? 'PASS' : 'MISS'}** ${t.name}: ${fmt(t.value)} (target ${t.target})`)
+    out.push('')
+  }
+  return out.join('\n')
+}

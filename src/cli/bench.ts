@@ -14,7 +14,7 @@ import { metadataCase } from '../bench/metadata'
 import { millionCase } from '../bench/million'
 import { emergencyCleanup, FS_KINDS, type FsKind } from '../bench/mounts'
 import { summarize } from '../bench/profile'
-import { type BenchReport, type CaseReport, formatCase, formatReport } from '../bench/report'
+import { type BenchReport, type CaseReport, formatCase, formatReport, markdownCase } from '../bench/report'
 import { seqCase } from '../bench/seq'
 import { untarCase } from '../bench/untar'
 import { log, machine } from '../bench/util'
@@ -55,6 +55,7 @@ export function benchBuilder (y: Argv): Argv<any> {
     .option('size-mib', { type: 'number', describe: 'seq: MiB to write and read (default 1024)' })
     .option('fs', { type: 'string', describe: `only these filesystems, comma-separated (${FS_KINDS.join(', ')})` })
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON (progress still goes to stderr)' })
+    .option('markdown', { type: 'boolean', default: false, describe: 'print the tables as Markdown (for docs/BENCHMARKS.md)' })
     .option('cpu-prof', { type: 'string', describe: 'write CPU profiles of the cudele servers into this directory and print where their time goes' })
     .option('node-options', { type: 'string', describe: 'node options for the cudele servers, e.g. --node-options=--trace-gc' })
     .option('server-log', { type: 'string', describe: 'keep the output of every cudele server in this directory' })
@@ -73,6 +74,7 @@ export interface BenchArgs {
   sizeMib?: number
   fs?: string
   json: boolean
+  markdown: boolean
   cpuProf?: string
   nodeOptions?: string
   serverLog?: string
@@ -135,7 +137,8 @@ export async function benchCommand (a: BenchArgs, argv: string[]): Promise<numbe
       log(`${name}: starting (${opts.runs} run(s))`)
       const r = await CASES[name](ctx)
       report.cases.push(r)
-      if (!a.json) process.stdout.write(`\n${formatCase(r)}\n`)
+      if (a.markdown && !a.json) process.stdout.write(`\n### ${r.case}\n\n${markdownCase(r)}`)
+      else if (!a.json) process.stdout.write(`\n${formatCase(r)}\n`)
       if (opts.cpuProf) {
         for (const f of fs.readdirSync(opts.cpuProf).filter(f => f.endsWith('.cpuprofile') && !profilesBefore.has(f)).sort()) {
           process.stderr.write(`\n${summarize(path.join(opts.cpuProf, f), 20)}\n`)
