@@ -19,8 +19,15 @@ async function fullTar (): Promise<string> {
   if (fs.existsSync(tar)) return tar
   if (!fs.existsSync(TARBALL)) {
     log(`${TARBALL} is missing: installing the Debian package ${PACKAGE} with apt-get (waits for the apt lock)`)
-    const r = await run('apt-get', ['-o', 'DPkg::Lock::Timeout=1800', 'install', '-y', '--no-install-recommends', PACKAGE],
-      { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    const install = (): Promise<Awaited<ReturnType<typeof run>>> =>
+      run('apt-get', ['-o', 'DPkg::Lock::Timeout=1800', 'install', '-y', '--no-install-recommends', PACKAGE], { env })
+    let r = await install()
+    if (r.code !== 0) {
+      log('apt-get install failed; running apt-get update and trying again')
+      await run('apt-get', ['-o', 'DPkg::Lock::Timeout=1800', 'update'], { env })
+      r = await install()
+    }
     if (r.code !== 0 || !fs.existsSync(TARBALL)) throw new Error(`apt-get install ${PACKAGE} failed (${r.code}):\n${r.stderr.trim().split('\n').slice(-5).join('\n')}`)
   }
   log(`decompressing ${TARBALL} once into ${tar}`)
