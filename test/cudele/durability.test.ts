@@ -1,0 +1,239 @@
+// Durability levels of Cudele subtrees: exactly the loss the policy allows,
+// and no more, when a client mount or the server is killed (-9).
+//
+//   none    a crash of the owner loses its unmerged updates; after its session
+//           times out the subtree is released (and the data it left goes);
+//   local   what the owner fsync'd is in its local journal file and comes
+//           back when it mounts again at the same mountpoint;
+//   global  what the owner fsync'd is in the object store: merged by the
+//           server if the owner never comes back, kept across a server crash.
+//
+// Each test has its own server, so it can end with `cudele fsck`.
+
+import assert from 'node:assert/strict'
+import { createHash } from 'crypto'
+import * as fs from 'fs'
+import * as path from 'path'
+import { isDeepStrictEqual } from 'node:util'
+import { after, test } from 'node:test'
+import { cleanupServers, type ClientMount, cudele, mountClient, type ServerProc, startServer } from '../helpers/server'
+import { policyOf, pyOk, setPolicy, syncOk, tree, until, useStateHome, type View, viewOf, writeFiles } from '../helpers/cudele'
+import { REPO } from '../helpers/mount'
+
+const state = useStateHome()
+after(async () => {
+  await cleanupServers()
+  state.cleanup()
+})
+
+const TIMEOUT_MS = 1500
+const sessionArgs = ['--session-timeout', String(TIMEOUT_MS), '--heartbeat', '250']
+
+/** A's work in DIR: files, a nested directory, a rename, a chmod, a bigger file; then fsync of one file (the whole client journal). */
+const WORK = `
+import os, sys
+d = sys.argv[1]
+os.makedirs(d + '/sub/deeper')
+for i in range(6):
+    with open('%s/sub/f%d' % (d, i), 'w') as f: f.write('content %d' % i)
+with open(d + '/sub/deeper/big', 'wb') as f: f.write(b'B' * 300000)
+os.rename(d + '/sub/f5', d + '/renamed')
+os.chmod(d + '/sub/f0', 0o600)
+fd = os.open(d + '/sub/f1', os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+`
+
+const WORK_VIEW: View = {
+  ...viewOf({ 'sub/f0': 'content 0', 'sub/f1': 'content 1', 'sub/f2': 'content 2', 'sub/f3': 'content 3', 'sub/f4': 'content 4', renamed: 'content 5' }),
+  'sub/f0': ['f', '0o600', 9, 'content 0'],
+  'sub/deeper': ['d', '0o755'],
+  'sub/deeper/big': ['f', '0o644', 300000, 'sha1:' + createHash('sha1').update(Buffer.alloc(300000, 'B')).digest('hex')]
+}
+
+/** View of a subtree without its policies.yml. */
+async function files (m: ClientMount, dir: string): Promise<View> {
+  const v = await tree(m, dir)
+  delete v['policies.yml']
+  return v
+}
+
+async function log (srv: ServerProc): Promise<string> {
+  const r = await cudele(`log --connect "${srv.addr}" -n 200`)
+  assert.equal(r.code, 0, r.stderr)
+  return r.stdout
+}
+
+/** Stop what is still mounted and the server, then fsck: clean, with this many data objects. */
+async function stopAndFsck (srv: ServerProc, mounts: ClientMount[], dataObjects?: number): Promise<void> {
+  for (const m of mounts) if (m.child) assert.equal(await m.stop(), 0, m.log)
+  assert.equal(await srv.stop(), 0, srv.log)
+  const f = await srv.fsck()
+  assert.equal(f.code, 0, f.stdout + f.stderr)
+  if (dataObjects !== undefined) assert.match(f.stderr, new RegExp(` ${dataObjects} data objects,`), f.stderr)
+}
+
+/** Client journal files (local_persist) under the test's state directory. */
+function journalFiles (): string[] {
+  const root = path.join(state.dir, 'cudele')
+  const out: string[] = []
+  for (const d of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+    for (const f of fs.readdirSync(path.join(root, d))) if (f.endsWith('.cj')) out.push(path.join(d, f))
+  }
+  return out
+}
+
+test('none: kill -9 of the owner loses its unmerged updates (fsync or not); after the session timeout the subtree is released, B writes there, no data is left behind', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await writeFiles(b, { 'none/pre': 'before the policy' })
+  await setPolicy(b, 'none', 'consistency: weak\ndurability: none\ninterfere: block\n')
+  await pyOk(a, WORK + "with open(d + '/pre', 'a') as f: f.write(' and after')\n", ['none'])
+  assert.deepEqual(await files(a, 'none'), { ...WORK_VIEW, pre: ['f', '0o644', 27, 'before the policy and after'] })
+  assert.deepEqual(await files(b, 'none'), viewOf({ pre: 'before the policy' }))
+  assert.notEqual((await b.sh('touch none/b1')).code, 0, 'B may not write while A owns the subtree')
+
+  await a.kill()
+  const killedAt = Date.now()
+  await until('B can write in the subtree again', async () => (await b.sh('echo from-b > none/b1')).code === 0, TIMEOUT_MS + 8000)
+  assert.ok(Date.now() - killedAt > TIMEOUT_MS / 2, 'released before the session timed out')
+  assert.deepEqual(await files(b, 'none'), viewOf({ pre: 'before the policy', b1: 'from-b\n' }))
+  assert.match(await log(srv), /is gone with unmerged updates in subtree \d+ \(durability none\): discarded, with [1-9]\d* data objects/)
+
+  // A comes back (same mountpoint, same owner): its lost updates are not there either; B's are, once B merged them.
+  await syncOk(b, 'none')
+  await a.start()
+  assert.deepEqual(await files(a, 'none'), viewOf({ pre: 'before the policy', b1: 'from-b\n' }))
+  // Data objects: pre, b1, policies.yml; nothing of A's files.
+  await stopAndFsck(srv, [a, b], 3)
+})
+
+test('local: what A fsync\'d survives kill -9 of its mount; it comes back when A mounts again at the same mountpoint, then B sees it after a merge', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await setPolicy(b, 'loc', 'consistency: weak\ndurability: local\ninterfere: block\n')
+  await pyOk(a, WORK, ['loc'])
+  assert.deepEqual(await files(a, 'loc'), WORK_VIEW)
+  assert.equal(journalFiles().length, 1, 'A keeps one client journal file')
+
+  await a.kill()
+  // The claim waits for A (its journal is only on A's disk): B still may not write, and sees nothing of it.
+  await until('A\'s session ends', async () => /its subtree \d+ \(durability local\) waits for it to come back/.test(await log(srv)), TIMEOUT_MS + 8000)
+  assert.notEqual((await b.sh('touch loc/b1')).code, 0, 'B may not write while A\'s claim waits')
+  assert.deepEqual(await files(b, 'loc'), {})
+
+  await a.start()
+  assert.match(a.log, /picked up \d+ journal segments of decoupled subtree/)
+  assert.deepEqual(await files(a, 'loc'), WORK_VIEW)
+  assert.equal((await policyOf(a, 'loc')).owned_here, true)
+  assert.deepEqual(await files(b, 'loc'), {})
+  await syncOk(a, 'loc')
+  assert.deepEqual(await files(b, 'loc'), WORK_VIEW)
+  // Killed again after the merge: it comes back with nothing to replay, and new files get new inode numbers.
+  await a.kill()
+  await a.start()
+  assert.deepEqual(await files(a, 'loc'), WORK_VIEW)
+  // Unmount merges the rest and lets go; the journal file goes with it.
+  await a.shOk('echo after > loc/late')
+  assert.equal(await a.stop(), 0)
+  assert.deepEqual(journalFiles(), [])
+  assert.deepEqual(await files(b, 'loc'), { ...WORK_VIEW, ...viewOf({ late: 'after\n' }) })
+  await stopAndFsck(srv, [b], 9)
+})
+
+test('global: A is killed after fsync and never comes back; when its session times out the server merges A\'s stored journal, B sees it and can write', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await setPolicy(b, 'glob', 'consistency: weak\ndurability: global\ninterfere: block\n')
+  assert.equal((await policyOf(b, 'glob')).durability_mechanisms, 'global_persist')
+  await pyOk(a, WORK, ['glob'])
+  assert.deepEqual(await files(a, 'glob'), WORK_VIEW)
+  assert.deepEqual(await files(b, 'glob'), {})
+  await a.kill()
+  await until('A\'s updates are merged by the server', async () => isDeepStrictEqual(await files(b, 'glob'), WORK_VIEW), TIMEOUT_MS + 8000)
+    .catch(async err => { throw new Error(`${(err as Error).message}\nB sees ${JSON.stringify(await files(b, 'glob'))}\n${await log(srv)}`) })
+  assert.match(await log(srv), /merged the stored journal of client \S+ for subtree \d+ after its session ended/)
+  await b.shOk('echo b > glob/b1')
+  await stopAndFsck(srv, [b], 9)
+})
+
+test('global: the server is killed (-9) after A\'s fsync and restarted; nothing fsync\'d is lost, A merges it', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await setPolicy(b, 'glob', 'consistency: weak\ndurability: global\ninterfere: block\n')
+  await pyOk(a, WORK, ['glob'])
+  await srv.kill()
+  await srv.start()
+  assert.deepEqual(await files(a, 'glob'), WORK_VIEW)
+  await syncOk(a, 'glob')
+  assert.deepEqual(await files(b, 'glob'), WORK_VIEW)
+  await stopAndFsck(srv, [a, b], 8)
+})
+
+test('global: the server is killed (-9), A is killed while it is down, the server restarts: A\'s fsync\'d updates are merged from the store', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  await setPolicy(a, 'glob', 'consistency: weak\ndurability: global\ninterfere: block\n')
+  await pyOk(a, WORK, ['glob'])
+  await srv.kill()
+  await a.kill()
+  await srv.start()
+  const b = await mountClient(srv, 'b')
+  await until('A\'s updates are merged by the server', async () => isDeepStrictEqual(await files(b, 'glob'), WORK_VIEW), TIMEOUT_MS + 8000)
+    .catch(async err => { throw new Error(`${(err as Error).message}\nB sees ${JSON.stringify(await files(b, 'glob'))}\n${await log(srv)}`) })
+  await b.shOk('echo b > glob/b1')
+  await stopAndFsck(srv, [b], 9)
+})
+
+/** N files in DIR; every one fsync'd when sync is set. */
+const FILES = `
+import os, sys
+d, n, sync = sys.argv[1], int(sys.argv[2]), sys.argv[3] == '1'
+for i in range(n):
+    fd = os.open('%s/f%03d' % (d, i), os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, (('%s %d\\n' % (d, i)) * 500).encode())
+    if sync:
+        os.fsync(fd)
+    os.close(fd)
+`
+
+test('strong+global vs strong+none (ramdisk.yml): a server kill -9 right after writes; global keeps every fsync\'d file, none may lose files; fsck is clean either way', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  await setPolicy(a, 'ram', fs.readFileSync(path.join(REPO, 'policies', 'ramdisk.yml'), 'utf8'))
+  await setPolicy(a, 'pos', fs.readFileSync(path.join(REPO, 'policies', 'posix.yml'), 'utf8'))
+  assert.equal((await policyOf(a, 'ram')).durability, 'none')
+  assert.equal((await policyOf(a, 'pos')).durability, 'global')
+  await pyOk(a, FILES, ['pos', '20', '1'])
+  await pyOk(a, FILES, ['ram', '20', '1'])
+  await pyOk(a, FILES + 'os.mkdir(d + "/late")\n', ['ram', '25', '0'])
+  await srv.kill()
+  // The store as the crash left it is consistent.
+  const f = await srv.fsck()
+  assert.equal(f.code, 0, f.stdout + f.stderr)
+  await srv.start()
+  const expected = (d: string, i: number): string => `${d} ${i}\n`.repeat(500)
+  const pos = await files(a, 'pos')
+  for (let i = 0; i < 20; i++) {
+    const e = expected('pos', i)
+    assert.deepEqual(pos[`f${String(i).padStart(3, '0')}`], ['f', '0o644', e.length, 'sha1:' + createHash('sha1').update(e).digest('hex')], `pos/f${i}`)
+  }
+  // ramdisk: whatever is there is whole (a size never covers data that was not stored).
+  const ram = await pyOk(a, `
+import os
+for n in sorted(os.listdir('ram')):
+    p = 'ram/' + n
+    if os.path.isdir(p) or n == 'policies.yml':
+        continue
+    data = open(p).read()
+    i = int(n[1:])
+    full = ('ram %d\\n' % i) * 500
+    print(n, 'whole' if data == full else 'prefix' if full.startswith(data) else 'garbage', len(data))
+`)
+  assert.doesNotMatch(ram, /garbage/, ram)
+  await stopAndFsck(srv, [a])
+})
