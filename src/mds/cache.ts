@@ -67,7 +67,7 @@ export interface CacheLimits {
   dentries: number
 }
 
-export const DEFAULT_CACHE_LIMITS: CacheLimits = { inodes: 100_000, dentries: 200_000 }
+export const DEFAULT_CACHE_LIMITS: CacheLimits = { inodes: 50_000, dentries: 100_000 }
 
 /** What a trim writes: the state of every entry changed since the previous trim. */
 export interface DirtySnapshot {

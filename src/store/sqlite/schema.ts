@@ -116,12 +116,12 @@ export function configureWriter (db: Database.Database): void {
   // After a checkpoint resets the WAL, give back space beyond this.
   db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`)
   db.pragma('temp_store = MEMORY')
-  db.pragma('cache_size = -32768')
+  db.pragma('cache_size = -16384')
   db.pragma('foreign_keys = OFF')
 }
 
 /** Pragmas of a read connection (main thread). */
 export function configureReader (db: Database.Database): void {
-  db.pragma('cache_size = -32768')
+  db.pragma('cache_size = -16384')
   db.pragma('temp_store = MEMORY')
 }
