@@ -152,7 +152,7 @@ test('a library client closes promptly after writing (its last change becomes sa
     await c.release(r.fh)
     const t = performance.now()
     await c.close()
-    log('closed in ' + Math.round(performance.now() - t) + ' unsafe ' + c.backend.unsafeCount)`)
+    log('closed in ' + Math.round(performance.now() - t) + ' unsafe ' + c.backend.base.unsafeCount)`)
   const line = await child.waitFor(/^closed in /, 20000)
   const [, ms, unsafe] = /^closed in (\d+) unsafe (\d+)$/.exec(line) as RegExpExecArray
   assert.equal(unsafe, '0')
@@ -207,7 +207,7 @@ function workloadScript (logFile: string): string {
       }
     }
     await Promise.all(Array.from({ length: ${LANES} }, (_, l) => lane(l)))
-    log('reconnects ' + c.backend.stats.reconnects + ' replayed ' + c.backend.stats.replayed)
+    log('reconnects ' + c.backend.base.stats.reconnects + ' replayed ' + c.backend.base.stats.replayed)
     await c.close()
     log('done')`
 }
