@@ -74,7 +74,7 @@ async function startBackground (args: MountArgs, argv: string[]): Promise<number
   fs.mkdirSync(path.dirname(logFile), { recursive: true })
   const log = fs.openSync(logFile, 'a')
   const childArgs = argv.filter(a => a !== '--background' && a !== '-b' && a !== '--background=true')
-  const child = spawn(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'cudele.js'), ...childArgs], {
+  const child = spawn(process.execPath, [...process.execArgv, path.join(__dirname, '..', '..', '..', 'bin', 'cudele.js'), ...childArgs], {
     detached: true,
     stdio: ['ignore', log, log, 'ipc']
   })
