@@ -34,9 +34,11 @@ export interface ClientBackend extends MdsApi {
   setCapListener (l: CapListener): void
   /**
    * A file written through a handle was closed (optional). An error fails the
-   * close (how a malformed policies.yml is refused with EINVAL).
+   * close (how a malformed policies.yml is refused with EINVAL); `rewrite`
+   * replaces the file's whole contents through that handle first (a refused
+   * policies.yml gets its previous contents back).
    */
-  closedAfterWrite? (ino: Ino, content: () => Promise<Buffer>): Promise<void>
+  closedAfterWrite? (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void>
   /** Like lookup, but null for "no such entry" (negative answers are common and must be cheap). */
   lookupOrNull (parent: Ino, name: string): Attr | null | Promise<Attr | null>
   /**

@@ -432,6 +432,12 @@ export class Client {
       await this.backend.closedAfterWrite(h.ino, async () => {
         await Promise.allSettled(f.inflight.map(r => r.done))
         return await this.read(fh, 0, f.size)
+      }, async data => {
+        await this.truncate(h.ino, f.size, { size: 0 })
+        await this.write(fh, 0, data)
+        await this.flushFile(f)
+        this.takeError(f)
+        h.wrote = false
       })
     }
   }

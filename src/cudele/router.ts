@@ -17,6 +17,7 @@
 
 import { type FsError, fsError } from '../common/errors'
 import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
+import { dataObject } from '../mds/layout'
 import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import type { CapListener, ClientBackend, OpenResult } from '../client/backend'
@@ -24,10 +25,12 @@ import * as fs from 'fs'
 import * as path from 'path'
 import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
 import { JournalFile } from './journalfile'
-import { describePolicy, isDecoupled } from './policy'
+import { describePolicy, isDecoupled, POLICY_FILE_MAX_BYTES } from './policy'
 import { VXATTR, type PolicyInfo, type SubtreeService } from './service'
 
 export const POLICY_FILE = 'policies.yml'
+const O_ACCMODE = 3
+const O_RDONLY = 0
 
 export class CudeleBackend implements ClientBackend {
   private readonly trees = new Map<Ino, DecoupledSubtree>()
@@ -42,6 +45,13 @@ export class CudeleBackend implements ClientBackend {
   /** Directories and policies.yml files seen, by inode: parent and name (for paths in messages). */
   private readonly names = new Map<Ino, { parent: Ino, name: string }>()
   private readonly policyFiles = new Map<Ino, Ino>()
+  /**
+   * policies.yml files open for writing here: their contents before (null:
+   * created here), put back when the policy written is refused.
+   */
+  private readonly policyWrites = new Map<Ino, { before: Buffer | null, opens: number }>()
+  /** policies.yml files this client created and has not opened yet. */
+  private readonly createdHere = new Set<Ino>()
   /** When each subtree last said it ran out of inode numbers. */
   private readonly enospcSaid = new WeakMap<DecoupledSubtree, number>()
 
@@ -177,11 +187,16 @@ export class CudeleBackend implements ClientBackend {
     return '/' + parts.reverse().join('/')
   }
 
-  /** A policies.yml was written and closed: check it and set it (through the monitor). */
-  async closedAfterWrite (ino: Ino, content: () => Promise<Buffer>): Promise<void> {
+  /**
+   * A policies.yml was written and closed: check it and set it (through the
+   * monitor). A refused one gets its previous contents back (or goes, if it
+   * was created for this), so the file keeps saying what is in force.
+   */
+  async closedAfterWrite (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void> {
     const dir = this.policyFiles.get(ino)
     if (dir === undefined) return
-    const text = (await content()).toString('utf8')
+    const bytes = await content()
+    const text = bytes.toString('utf8')
     const path = this.pathOf(dir)
     try {
       // Our own decoupled subtree merges first: a policy change must not lose updates.
@@ -191,8 +206,41 @@ export class CudeleBackend implements ClientBackend {
     } catch (err) {
       const msg = (err as Error).message.replace(/^EINVAL: /, '')
       console.error(`cudele: ${path}/${POLICY_FILE} refused: ${msg}`)
+      await this.putBack(dir, ino, rewrite).catch(e => console.error(`cudele: ${path}/${POLICY_FILE}: the previous contents could not be put back: ${(e as Error).message}`))
       throw err
     }
+    const w = this.policyWrites.get(ino)
+    if (w) w.before = bytes
+  }
+
+  /** A refused policies.yml: back to what it held before it was opened for writing here. */
+  private async putBack (dir: Ino, ino: Ino, rewrite: (data: Buffer) => Promise<void>): Promise<void> {
+    const w = this.policyWrites.get(ino)
+    if (!w) return
+    if (w.before !== null) return await rewrite(w.before)
+    // Created for the refused policy: it goes (if the name still means this file).
+    const now = await this.base.lookupOrNull(dir, POLICY_FILE)
+    if (now?.ino === ino) await this.base.unlink(dir, POLICY_FILE)
+  }
+
+  /** A policies.yml opened for writing: remember what it holds now (before O_TRUNC cuts it). */
+  private async notePolicyWrite (ino: Ino, created: boolean): Promise<void> {
+    const w = this.policyWrites.get(ino)
+    if (w) {
+      w.opens++
+      return
+    }
+    let before: Buffer | null = null
+    if (!created) {
+      const size = (await this.base.getattr(ino)).size
+      // Larger than any policy: a file that never held one, not worth keeping a copy of.
+      if (size > POLICY_FILE_MAX_BYTES) return
+      const got = size === 0 ? null : await this.base.readData(dataObject(ino, 0), 0, size)
+      before = Buffer.alloc(size)
+      if (got) before.set(got.subarray(0, size), 0)
+    }
+    if (this.policyWrites.size > 1000) this.policyWrites.clear()
+    this.policyWrites.set(ino, { before, opens: 1 })
   }
 
   // ---- reads ----
@@ -295,7 +343,12 @@ export class CudeleBackend implements ClientBackend {
     // policies.yml itself always goes to the MDS: the policy must be readable by everyone.
     const t = name === POLICY_FILE ? null : await this.treeForChange(parent)
     if (name === POLICY_FILE && this.treeOf(parent)) throw fsError('EXDEV', 'policies.yml of a decoupled subtree is changed through a client that does not own it, or with cudele policy set')
-    return this.seen(parent, name, t ? this.inTree(t, () => t.mds.mknod(parent, name, mode, rdev, caller)) : await this.base.mknod(parent, name, mode, rdev, caller)) as Attr
+    const a = this.seen(parent, name, t ? this.inTree(t, () => t.mds.mknod(parent, name, mode, rdev, caller)) : await this.base.mknod(parent, name, mode, rdev, caller)) as Attr
+    if (name === POLICY_FILE) {
+      if (this.createdHere.size > 1000) this.createdHere.clear()
+      this.createdHere.add(a.ino)
+    }
+    return a
   }
 
   async mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> {
@@ -383,7 +436,18 @@ export class CudeleBackend implements ClientBackend {
 
   async openFile (ino: Ino, flags: number): Promise<OpenResult> {
     const t = this.treeOf(ino)
-    if (!t) return await this.base.openFile(ino, flags)
+    if (!t) {
+      const r = await this.base.openFile(ino, flags)
+      if ((flags & O_ACCMODE) !== O_RDONLY && this.policyFiles.has(ino)) {
+        try {
+          await this.notePolicyWrite(ino, this.createdHere.delete(ino))
+        } catch (err) {
+          await Promise.resolve(this.base.release(ino)).catch(() => {})
+          throw err
+        }
+      }
+      return r
+    }
     return { attr: t.mds.open(ino), caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 }
   }
 
@@ -398,8 +462,10 @@ export class CudeleBackend implements ClientBackend {
 
   async release (ino: Ino): Promise<void> {
     const t = this.treeOf(ino)
-    if (t) t.mds.release(ino)
-    else await this.base.release(ino)
+    if (t) return t.mds.release(ino)
+    const w = this.policyWrites.get(ino)
+    if (w && --w.opens === 0) this.policyWrites.delete(ino)
+    await this.base.release(ino)
   }
 
   commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable: boolean): { attr: Attr | Promise<Attr>, committed: Promise<unknown> } {

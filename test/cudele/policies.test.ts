@@ -103,8 +103,9 @@ const INVALID: Array<[string, string, RegExp]> = [
   ['sync_interval with strong', 'consistency: strong\nsync_interval: 1s\n', /\/bad\/policies\.yml:2: sync_interval: only decoupled subtrees/]
 ]
 
-test('invalid policies: close() fails with EINVAL (cp says so), the reason with file, line and field is in cudele log and the mount\'s output, the previous policy stays', { timeout: 90000 }, async () => {
-  await setPolicy(a, 'bad', 'consistency: invisible\ndurability: local\nallocated_inodes: 77\n')
+test('invalid policies: close() fails with EINVAL (cp says so), the reason with file, line and field is in cudele log and the mount\'s output, the previous policy and policies.yml stay', { timeout: 90000 }, async () => {
+  const good = 'consistency: invisible\ndurability: local\nallocated_inodes: 77\n'
+  await setPolicy(a, 'bad', good)
   const before = await policyOf(b, 'bad')
   assert.equal(before.version, 1)
   for (const [what, yaml, reason] of INVALID) {
@@ -114,7 +115,28 @@ test('invalid policies: close() fails with EINVAL (cp says so), the reason with 
     assert.match(await log(), new RegExp(`WARN +mds\\.0: policy for /bad refused: EINVAL: .*${reason.source}`), what)
     assert.match(a.log, new RegExp(`cudele: /bad/policies\\.yml refused: .*${reason.source}`), what)
     assert.deepEqual(await policyOf(b, 'bad'), before, what)
+    // The file says what is in force, on both mounts.
+    assert.equal(await a.shOk('cat bad/policies.yml'), good, what)
+    assert.equal(await b.shOk('cat bad/policies.yml'), good, what)
   }
+  // Appending a bad line to the good file: the good file stays as it was.
+  const appended = await py(b, `
+import errno, os
+fd = os.open('bad/policies.yml', os.O_WRONLY | os.O_APPEND)
+os.write(fd, b'sync_interval: soon\\n')
+try:
+    os.close(fd)
+except OSError as e:
+    print(errno.errorcode[e.errno])
+`)
+  assert.equal(appended.stdout, 'EINVAL\n', appended.stderr)
+  assert.equal(await a.shOk('cat bad/policies.yml'), good)
+  // A refused policies.yml that did not exist before is not left behind.
+  await a.shOk('mkdir -p bad-new')
+  const fresh = await writePolicy(a, 'bad-new', 'consistency: sideways\n')
+  assert.notEqual(fresh.code, 0)
+  assert.equal(await b.shOk('ls -A bad-new | wc -l'), '0\n')
+  assert.equal((await policyOf(a, 'bad-new')).version, 0)
   // Python sees the EINVAL from close() too.
   const r = await py(b, `
 import os, errno
@@ -172,6 +194,7 @@ test('changing the policy of a subtree another client holds unmerged updates in 
   assert.match(await log(), new RegExp(`policy for /held refused: EBUSY: ${why}`))
   assert.match(b.log, new RegExp(`cudele: /held/policies\\.yml refused: EBUSY: ${why}`))
   assert.deepEqual(await policyOf(b, 'held'), before)
+  assert.equal(await b.shOk('cat held/policies.yml'), 'consistency: weak\ndurability: local\ninterfere: allow\n')
   const f = policyFile('strong.yml', 'consistency: strong\n')
   const s = await cudele(`policy set "${path.join(b.mnt, 'held')}" "${f}"`)
   assert.equal(s.code, 1)
