@@ -262,8 +262,9 @@ export class DecoupledSubtree {
 /** The store writes that make a private copy of a claimed subtree. */
 function snapshotWrites (grant: ClaimGrant, journalSeq: number): ObjectWrite[] {
   // A claim taken back (a remount after a merge) has used part of its range
-  // already: those inodes are in the snapshot, and new ones come after them.
-  let nextIno = grant.inoStart
+  // already, and not only for what is in the snapshot (files deleted but not
+  // yet purged, moved or linked out): new inodes come after all of them.
+  let nextIno = Math.max(grant.inoStart, grant.nextIno ?? 0)
   for (const [ino] of grant.snapshot.inodes) if (ino >= nextIno && ino < grant.inoStart + grant.count) nextIno = ino + 1
   const writes: ObjectWrite[] = [
     { pool: METADATA_POOL, name: FORMAT_OBJECT, ops: [{ op: 'writeFull', data: Buffer.from(`cudele ${FORMAT_VERSION}\n`) }] },

@@ -58,6 +58,12 @@ export interface ClaimGrant {
   owner: string
   inoStart: Ino
   count: number
+  /**
+   * The first number of the range not used yet: a claim taken back (after a
+   * merge) goes on from there, never handing out a number a file of the
+   * namespace still has, or had before its purge.
+   */
+  nextIno: Ino
   policy: Policy
   policyVersion: number
   /** The last client journal segment of this owner already merged (0: none). */
@@ -188,11 +194,17 @@ export class SubtreeRegistry {
     }
     const snapshot = this.snapshot(root)
     this.claimedInodes.set(root, new Set(snapshot.inodes.map(([ino]) => ino)))
+    const end = c.inoStart + c.count
+    let nextIno = Math.max(c.inoStart, c.used)
+    // Claims stored before the used mark was kept: what the subtree and the strays hold.
+    for (const [ino] of snapshot.inodes) if (ino >= nextIno && ino < end) nextIno = ino + 1
+    for (const ino of this.mds.ns.strays.members) if (ino >= nextIno && ino < end) nextIno = ino + 1
     return {
       root,
       owner,
       inoStart: c.inoStart,
       count: c.count,
+      nextIno,
       policy: eff.policy,
       policyVersion: eff.entry.version,
       mergedSeq: c.mergedSeq,

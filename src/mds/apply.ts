@@ -51,7 +51,7 @@ export function applyEvent (ns: Namespace, ev: Event): boolean {
       ns.completed.add(ev.client, ev.tid)
       return true
     case EventType.Claim:
-      ns.claims.set({ root: ev.root, owner: ev.owner, inoStart: ev.inoStart, count: ev.count, mergedSeq: 0 })
+      ns.claims.set({ root: ev.root, owner: ev.owner, inoStart: ev.inoStart, count: ev.count, mergedSeq: 0, used: ev.inoStart })
       if (ev.count > 0) ns.inotable.bump(ev.inoStart + ev.count - 1)
       return true
     case EventType.Unclaim:
@@ -104,6 +104,7 @@ function applyMknod (ns: Namespace, ev: MknodEvent): boolean {
   parent.nentries++
   touchDir(ns, parent, ev.time)
   ns.inotable.bump(ev.ino)
+  ns.claims.noteCreated(ev.ino)
   return true
 }
 

@@ -141,6 +141,14 @@ export interface Claim {
   count: number
   /** The owner's client journal is merged up to this segment (0: nothing yet). */
   mergedSeq: number
+  /**
+   * Numbers of the range below this one have been used by creates that
+   * reached the namespace (merged, or done through the MDS): taken back after
+   * a merge, the claim hands out numbers from here on. Files of the range may
+   * have gone from the subtree (deleted but still open or not yet purged,
+   * moved or linked out), so the subtree alone cannot tell.
+   */
+  used: Ino
 }
 
 /** Decoupled subtrees and who owns them; persisted at trim, rebuilt by replay. */
@@ -155,6 +163,17 @@ export class ClaimTable {
 
   delete (root: Ino): void {
     if (this.byRoot.delete(root)) this.changed.add(root)
+  }
+
+  /** A create gave out ino: if a claim's range holds it, numbers up to it are used. */
+  noteCreated (ino: Ino): void {
+    if (this.byRoot.size === 0) return
+    for (const c of this.byRoot.values()) {
+      if (ino >= c.used && ino >= c.inoStart && ino < c.inoStart + c.count) {
+        c.used = ino + 1
+        this.changed.add(c.root)
+      }
+    }
   }
 
   setMerged (root: Ino, seq: number): void {

@@ -11,6 +11,7 @@ import {
   DATA_POOL, dirObject, FIRST_INO, FORMAT_OBJECT, FORMAT_VERSION, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
   METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
 } from './layout'
+import type { Claim } from './namespace'
 import { encodeInoTable, encodeJournalHeader } from './trim'
 import { ROOT_INO, S_IFDIR, type Ino } from './types'
 
@@ -82,8 +83,8 @@ export function readCompleted (store: LocalReads): Array<{ client: string, floor
   }
 }
 
-export function readClaims (store: LocalReads): Array<{ root: Ino, owner: string, inoStart: Ino, count: number, mergedSeq: number }> {
-  const out: Array<{ root: Ino, owner: string, inoStart: Ino, count: number, mergedSeq: number }> = []
+export function readClaims (store: LocalReads): Claim[] {
+  const out: Claim[] = []
   let after: Uint8Array | undefined
   for (;;) {
     const rows = store.omapListSync(METADATA_POOL, CLAIMS_OBJECT, { after, limit: 1024 })
@@ -92,7 +93,9 @@ export function readClaims (store: LocalReads): Array<{ root: Ino, owner: string
       const owner = d.str()
       const inoStart = d.uint()
       const count = d.uint()
-      out.push({ root: keyToU64(r.key), owner, inoStart, count, mergedSeq: d.done ? 0 : d.uint() })
+      const mergedSeq = d.done ? 0 : d.uint()
+      // Claims stored before the used mark was kept: 0, nothing known.
+      out.push({ root: keyToU64(r.key), owner, inoStart, count, mergedSeq, used: d.done ? 0 : d.uint() })
     }
     if (rows.length < 1024) return out
     after = rows[rows.length - 1].key

@@ -19,7 +19,7 @@ export interface TrimInput {
   /** Clients whose completed requests changed (null: forget the client). */
   completedChanges: Map<string, { floor: number, tids: number[] } | null>
   /** Claims made or dropped since the last trim (null: dropped). */
-  claimChanges: Map<Ino, { owner: string, inoStart: Ino, count: number, mergedSeq: number } | null>
+  claimChanges: Map<Ino, { owner: string, inoStart: Ino, count: number, mergedSeq: number, used: Ino } | null>
   /** The inode allocator's high-water mark. */
   nextIno: Ino
   /** Journal objects (previousTrimmedSeq, upToSeq] are covered by this trim. */
@@ -101,7 +101,7 @@ export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
     const remove: Uint8Array[] = []
     for (const [root, c] of t.claimChanges) {
       if (c === null) remove.push(u64Key(root))
-      else set.push([u64Key(root), new Encoder(32).str(c.owner).uint(c.inoStart).uint(c.count).uint(c.mergedSeq).finish()])
+      else set.push([u64Key(root), new Encoder(32).str(c.owner).uint(c.inoStart).uint(c.count).uint(c.mergedSeq).uint(c.used).finish()])
     }
     const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
     if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })

@@ -17,8 +17,8 @@ import * as path from 'path'
 import { isDeepStrictEqual } from 'node:util'
 import { after, test } from 'node:test'
 import { cleanupServers, type ClientMount, cudele, mountClient, type ServerProc, startServer } from '../helpers/server'
-import { policyOf, pyOk, setPolicy, syncOk, tree, until, useStateHome, type View, viewOf, writeFiles } from '../helpers/cudele'
-import { REPO } from '../helpers/mount'
+import { policyOf, PYTHON, pyOk, setPolicy, syncOk, tree, until, useStateHome, type View, viewOf, writeFiles } from '../helpers/cudele'
+import { REPO, startChild } from '../helpers/mount'
 
 const state = useStateHome()
 after(async () => {
@@ -141,6 +141,36 @@ test('local: what A fsync\'d survives kill -9 of its mount; it comes back when A
   assert.deepEqual(journalFiles(), [])
   assert.deepEqual(await files(b, 'loc'), { ...WORK_VIEW, ...viewOf({ late: 'after\n' }) })
   await stopAndFsck(srv, [b], 9)
+})
+
+test('local: merged files that leave the subtree (deleted while B holds one open, moved out by B) keep their inode numbers; A, back after kill -9, gives new files other numbers, and nobody\'s data is lost', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await setPolicy(b, 'reuse', 'consistency: weak\ndurability: local\n')
+  await writeFiles(a, { 'reuse/f1': 'one', 'reuse/f2': 'two', 'reuse/f3': 'three', 'reuse/f4': 'four' })
+  await syncOk(a, 'reuse')
+  const gone = (await b.shOk('stat -c %i reuse/f3 reuse/f4')).trim().split('\n')
+  const hold = startChild(PYTHON, ['-c', "import sys\nf = open('reuse/f3')\nprint('open', flush=True)\nsys.stdin.read()\nprint(f.read())"], { cwd: b.mnt, stdin: true })
+  await hold.waitFor(/^open$/)
+  // f4 (the last number A used) moves out (B works through the MDS: interfere allow); f3 is deleted, B's open keeps it from being purged.
+  await b.shOk('mv reuse/f4 out4')
+  await a.shOk('rm reuse/f3')
+  await syncOk(a, 'reuse')
+  await a.kill()
+  await a.start()
+  await a.shOk('echo new > reuse/g && echo newer > reuse/h')
+  const fresh = (await a.shOk('stat -c %i reuse/g reuse/h')).trim().split('\n')
+  for (const ino of fresh) assert.ok(!gone.includes(ino), `new file got inode ${ino}, which ${gone.join(' or ')} still has`)
+  // B lets go of f3: it is purged, data and all.
+  hold.child.stdin?.end()
+  assert.equal(await hold.exit(), 0, hold.stderr())
+  assert.equal(hold.stdout(), 'open\nthree\n')
+  await new Promise(resolve => setTimeout(resolve, 500))
+  await syncOk(a, 'reuse')
+  assert.deepEqual(await files(b, 'reuse'), viewOf({ f1: 'one', f2: 'two', g: 'new\n', h: 'newer\n' }))
+  assert.equal(await b.shOk('cat out4'), 'four')
+  await stopAndFsck(srv, [a, b], 6)
 })
 
 test('global: A is killed after fsync and never comes back; when its session times out the server merges A\'s stored journal, B sees it and can write', { timeout: 120000 }, async () => {
