@@ -22,6 +22,7 @@ import { defaultJournalRoot } from './cudele/identity'
 import type { PolicyEntry } from './cudele/registry'
 import { RemoteSubtreeService } from './cudele/remote'
 import { CudeleBackend } from './cudele/router'
+import { recoverRequestLogs, RequestLog, requestLogName } from './cudele/requestlog'
 import type { PolicyInfo } from './cudele/service'
 import type { Ino } from './mds/types'
 
@@ -31,7 +32,12 @@ export { ROOT_INO } from './mds/types'
 export { parsePolicy, type Policy } from './cudele/policy'
 
 export interface ConnectOptions extends Partial<RemoteOptions> {
-  /** Where client journals of decoupled subtrees go (local_persist); default under ~/.local/state/cudele. */
+  /**
+   * Where client journals of decoupled subtrees and the request log of strong
+   * subtrees with durability local go (local_persist); default: a new
+   * directory under ~/.local/state/cudele. Given, what an earlier run left
+   * there is picked up.
+   */
   journalDir?: string
 }
 
@@ -55,8 +61,11 @@ export interface Connection extends Client {
 }
 
 export async function connect (address: string, opts: ConnectOptions = {}): Promise<Connection> {
+  // A journal directory of an earlier run: what it kept for strong subtrees with durability local is replayed first.
+  if (opts.journalDir !== undefined) await recoverRequestLogs(address, opts.journalDir, line => console.error(`cudele: ${line}`))
   const backend = await RemoteBackend.connect(address, { name: 'cudele-library', ...opts })
   const journalDir = opts.journalDir ?? path.join(defaultJournalRoot(), `library-${backend.owner}`)
+  backend.keeper = new RequestLog(requestLogName(journalDir, backend.clientName), backend.clientName, address)
   const router = new CudeleBackend(backend, new RemoteSubtreeService(backend), backend.owner, { journalDir, source: address })
   await router.start()
   const client = new Client(router, DEFAULT_CLIENT_OPTIONS) as unknown as Connection

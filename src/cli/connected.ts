@@ -12,6 +12,7 @@ import { FuseMount } from '../fuse/mount'
 import { clientIdentity } from '../cudele/identity'
 import { RemoteSubtreeService } from '../cudele/remote'
 import { CudeleBackend } from '../cudele/router'
+import { recoverRequestLogs, RequestLog, requestLogName } from '../cudele/requestlog'
 
 export interface ConnectedOptions {
   connect: string
@@ -30,7 +31,10 @@ export interface Connected {
 
 export async function startConnected (opts: ConnectedOptions): Promise<Connected> {
   const id = clientIdentity(opts.connect, opts.mountpoint, opts.journalDir)
+  // Changes an earlier run kept for strong subtrees with durability local, and the server may have lost.
+  await recoverRequestLogs(opts.connect, id.journalDir, line => console.error(`cudele: ${line}`))
   const backend = await RemoteBackend.connect(opts.connect, { name: `cudele-mount ${path.resolve(opts.mountpoint)}`, owner: id.owner })
+  backend.keeper = new RequestLog(requestLogName(id.journalDir, backend.clientName), backend.clientName, opts.connect)
   const router = new CudeleBackend(backend, new RemoteSubtreeService(backend), id.owner, { journalDir: id.journalDir, source: opts.connect })
   await router.start()
   const client = new Client(router, DEFAULT_CLIENT_OPTIONS)

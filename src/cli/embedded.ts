@@ -63,7 +63,8 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
     for (const p of mds.replayProblems) console.error(`cudele: replay: ${p}`)
     mon = await openMonitor(store, { proposalIntervalMs: 1 })
     const m0 = mon
-    registry = new SubtreeRegistry(mds, mon)
+    // The mount's local disk is the store's: local durability of strong subtrees is the MDS's journal.
+    registry = new SubtreeRegistry(mds, mon, { localIsStore: true })
     const source = path.resolve(opts.store)
     const id = clientIdentity(source, opts.mountpoint, opts.journalDir)
     const service = new LocalSubtreeService(registry, store, fn => { m0.subscribe(POLICYMAP, 0, st => fn(st.epoch)) })

@@ -56,6 +56,7 @@ export function policyShow (dir: string, json: boolean): number {
   console.log(`${full}:`)
   console.log(`  policy from ${String(report.source)}${report.version ? `, version ${String(report.version)}` : ''}`)
   console.log(`  ${String(report.summary)}`)
+  if (report.means) console.log(`  what it means: ${String(report.means)}`)
   if (report.owner) console.log(`  decoupled by client ${String(report.owner)}${report.owned_here ? ' (this mount)' : ''}; unmerged journal segments here: ${String(report.unmerged_segments)}`)
   return 0
 }

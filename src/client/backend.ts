@@ -39,6 +39,12 @@ export interface ClientBackend extends MdsApi {
    * policies.yml gets its previous contents back).
    */
   closedAfterWrite? (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void>
+  /**
+   * local_persist for strong subtrees (optional: a client of a server has
+   * it): the changes fn sends are also kept in the client's local request
+   * log until they are safe, so they can be replayed after a crash.
+   */
+  keepLocally? <T> (fn: () => Promise<T>): Promise<T>
   /** Like lookup, but null for "no such entry" (negative answers are common and must be cheap). */
   lookupOrNull (parent: Ino, name: string): Attr | null | Promise<Attr | null>
   /**

@@ -41,9 +41,41 @@ interface Unsafe {
   method: string
   args: unknown[]
   replied: boolean
+  /** Kept in the local request log too (local_persist). */
+  keep: boolean
+  /** The inode a create made: its replay asks for the same number. */
+  ino?: Ino
   resolve: (v: any) => void
   reject: (e: Error) => void
 }
+
+/** A request kept in a client's local request log. */
+export interface KeptRequest {
+  tid: number
+  method: string
+  args: unknown[]
+  /** The inode number a create's reply gave. */
+  ino?: Ino
+}
+
+/**
+ * Where a client keeps the requests it must not lose before they are safe
+ * (local_persist of strong subtrees: src/cudele/requestlog.ts).
+ */
+export interface RequestKeeper {
+  /** The session name the kept requests belong to (a recovery replays under it). */
+  readonly clientName: string
+  /** Keep a request the server has carried out; resolves once it is written. */
+  keep (r: KeptRequest): Promise<void>
+  /** Every request up to tid is safe. */
+  safe (tid: number): void
+  /** Everything kept so far is on stable storage. */
+  flushed (): Promise<void>
+  /** Nothing kept is unsafe any more (a clean end): the log goes. */
+  close (): Promise<void>
+}
+
+const CREATES = new Set(['mknod', 'mkdir', 'symlink'])
 
 /**
  * A server that stops answering (hung, or a silent network partition) is
@@ -56,7 +88,7 @@ const RECONNECT_MAX_MS = 1000
 
 export class RemoteBackend implements ClientBackend {
   /** This client's session name: stays the same across reconnects. */
-  readonly clientName = randomBytes(12).toString('hex')
+  readonly clientName: string
   private conn: RpcConnection
   private bootId = ''
   private heartbeat: NodeJS.Timeout | null = null
@@ -80,17 +112,48 @@ export class RemoteBackend implements ClientBackend {
   sessionId = 0
   /** Counters for status and tests. */
   readonly stats = { reconnects: 0, replayed: 0 }
+  /** local_persist: the log requests sent inside keepLocally() also go to (null: none). */
+  keeper: RequestKeeper | null = null
+  private keeping = 0
 
-  private constructor (private readonly address: string, conn: RpcConnection, private readonly options: RemoteOptions) {
+  private constructor (private readonly address: string, conn: RpcConnection, private readonly options: RemoteOptions, clientName?: string) {
     this.conn = conn
+    this.clientName = clientName ?? randomBytes(12).toString('hex')
   }
 
-  static async connect (address: string, opts: Partial<RemoteOptions> = {}): Promise<RemoteBackend> {
+  /** Connect; `clientName` takes up the session name of an earlier run (to replay what it kept). */
+  static async connect (address: string, opts: Partial<RemoteOptions> = {}, clientName?: string): Promise<RemoteBackend> {
     const options = { ...DEFAULT_REMOTE_OPTIONS, ...opts }
     const conn = await connect(address, { name: options.name, heartbeatMs: HEARTBEAT_MS, heartbeatTimeoutMs: options.deadServerMs })
-    const b = new RemoteBackend(address, conn, options)
+    const b = new RemoteBackend(address, conn, options, clientName)
     await b.attach(conn, false)
     return b
+  }
+
+  keepLocally<T> (fn: () => Promise<T>): Promise<T> {
+    this.keeping++
+    try {
+      return fn()
+    } finally {
+      this.keeping--
+    }
+  }
+
+  /**
+   * Replay requests an earlier run of this client kept (its request log),
+   * under that run's session name: the server answers the ones it has, and
+   * does the rest again (a create with the same inode number, if free).
+   */
+  replayKept (requests: KeptRequest[]): void {
+    for (const r of [...requests].sort((x, y) => x.tid - y.tid)) {
+      if (r.tid < this.nextTid) continue
+      this.nextTid = r.tid + 1
+      const u: Unsafe = { tid: r.tid, method: r.method, args: r.args, replied: true, keep: false, ino: r.ino, resolve: () => {}, reject: () => {} }
+      this.unsafe.push(u)
+      this.unsafeLive++
+      this.stats.replayed++
+      this.send(u, true)
+    }
   }
 
   /** Open (or take back) the session on a fresh connection, then replay what is not known safe. */
@@ -162,6 +225,7 @@ export class RemoteBackend implements ClientBackend {
   private markSafe (tid: number): void {
     if (tid > this.safeTid) this.safeTid = tid
     this.dropSafe()
+    this.keeper?.safe(this.safeTid)
   }
 
   /** Let go of replied requests at the front that are safe (they will never be replayed). */
@@ -201,10 +265,17 @@ export class RemoteBackend implements ClientBackend {
   }
 
   private send (u: Unsafe, replay: boolean): void {
-    this.conn.call(u.method, [u.tid, this.firstUnsafeTid(u.tid), replay, ...u.args]).then(v => {
+    // A replayed create names the inode number it got the first time.
+    this.conn.call(u.method, [u.tid, this.firstUnsafeTid(u.tid), replay ? (u.ino ?? true) : false, ...u.args]).then(v => {
       if (!u.replied) {
         u.replied = true
-        u.resolve(v)
+        if (CREATES.has(u.method)) u.ino = (v as Attr | null)?.ino
+        if (u.keep && this.keeper) {
+          // Acknowledged only once it is in the local log.
+          this.keeper.keep({ tid: u.tid, method: u.method, args: u.args, ino: u.ino }).then(() => u.resolve(v), (err: Error) => u.reject(err))
+        } else {
+          u.resolve(v)
+        }
       }
       if (u.tid <= this.safeTid) this.dropSafe()
     }, (err: FsError) => {
@@ -238,9 +309,10 @@ export class RemoteBackend implements ClientBackend {
 
   /** A request that changes something: queued for replay until safe. */
   async mutate<T> (method: string, args: unknown[]): Promise<T> {
+    const keep = this.keeping > 0
     await this.ready
     return await new Promise<T>((resolve, reject) => {
-      const u: Unsafe = { tid: this.nextTid++, method, args, replied: false, resolve, reject }
+      const u: Unsafe = { tid: this.nextTid++, method, args, replied: false, keep, resolve, reject }
       this.unsafe.push(u)
       this.unsafeLive++
       this.send(u, false)
@@ -305,8 +377,10 @@ export class RemoteBackend implements ClientBackend {
   listxattr (ino: Ino): Promise<string[]> { return this.query('listxattr', [ino]) }
   statfs (): Promise<FsStats> { return this.query('statfs', []) }
   async sync (durable: boolean): Promise<void> {
-    // Safe means committed; durable (fsync) asks the server to put it on stable storage.
+    // Safe means committed; durable (fsync) asks the server to put it on stable storage,
+    // and what the local request log keeps goes to this machine's.
     await this.query('sync', [durable])
+    if (durable && this.keeper) await this.keeper.flushed()
   }
 
   open (ino: Ino): Promise<Attr> { return this.openFile(ino, 0).then(r => r.attr) }
@@ -355,6 +429,13 @@ export class RemoteBackend implements ClientBackend {
   /** Requests still waiting to be safe (for tests and shutdown). */
   get unsafeCount (): number { return this.unsafeLive }
 
+  /** Drop the connection without ending the session (it times out on the server). */
+  disconnect (): void {
+    this.closing = true
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    this.conn.close('the client is done')
+  }
+
   /** Wait until every request is safe, then end the session. */
   async close (): Promise<void> {
     const deadline = performance.now() + 10_000
@@ -364,6 +445,8 @@ export class RemoteBackend implements ClientBackend {
     }
     this.closing = true
     if (this.heartbeat) clearInterval(this.heartbeat)
+    // The log goes before the server forgets which requests it did: a replay of it would do them again.
+    if (this.keeper && this.unsafeLive === 0) await this.keeper.close().catch(() => {})
     await this.conn.call('session.close', []).catch(() => {})
     this.conn.close('the client is done')
   }

@@ -6,7 +6,7 @@ import type { LocalStore } from '../mds/open'
 import type { ObjectWrite } from '../store/types'
 import { fsError } from '../common/errors'
 import type { SubtreeRegistry } from './registry'
-import { type PolicyInfo, segmentObject, segmentPrefix, type SubtreeService } from './service'
+import { type PolicyCounts, type PolicyInfo, segmentObject, segmentPrefix, type SubtreeService } from './service'
 
 export class LocalSubtreeService implements SubtreeService {
   private readonly listeners: Array<(epoch: number) => void> = []
@@ -19,12 +19,12 @@ export class LocalSubtreeService implements SubtreeService {
     return policyInfo(this.registry, dir)
   }
 
-  async policyEpoch (): Promise<{ epoch: number, decoupled: number }> {
-    return { epoch: this.registry.epoch, decoupled: this.registry.decoupledCount }
+  async policyEpoch (): Promise<PolicyCounts> {
+    return policyCounts(this.registry)
   }
 
   setPolicy (dir: Ino, yaml: string, path: string, by: string) { return this.registry.setPolicy(dir, yaml, path, by) }
-  async claim (dir: Ino, owner: string) { return this.registry.claim(dir, owner) }
+  claim (dir: Ino, owner: string) { return this.registry.claim(dir, owner) }
   merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>) { return this.registry.merge(root, owner, segments) }
   release (root: Ino, owner: string): Promise<void> { return this.registry.letGo(root, owner) }
 
@@ -48,6 +48,10 @@ export class LocalSubtreeService implements SubtreeService {
   onPolicyChange (listener: (epoch: number) => void): void {
     this.listeners.push(listener)
   }
+}
+
+export function policyCounts (registry: SubtreeRegistry): PolicyCounts {
+  return { epoch: registry.epoch, decoupled: registry.decoupledCount, localStrong: registry.localStrongCount }
 }
 
 export function policyInfo (registry: SubtreeRegistry, dir: Ino): PolicyInfo {

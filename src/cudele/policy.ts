@@ -268,8 +268,40 @@ export function isDecoupled (p: Policy): boolean {
   return p.mechanisms.includes('append_client_journal')
 }
 
+/** A strong subtree with durability local: the MDS does not journal it, each client keeps its own changes in a local request log. */
+export function keepsRequestsLocally (p: Policy): boolean {
+  return !isDecoupled(p) && p.mechanisms.includes('local_persist')
+}
+
 export function describePolicy (p: Policy): string {
   return `consistency ${p.consistency} (${p.consistencyExpr}), durability ${p.durability} (${p.durabilityExpr || 'nothing'}), ` +
     `allocated_inodes ${p.allocatedInodes}, interfere ${p.interfere}, sync_interval ${p.syncIntervalMs === 0 ? 'off' : p.syncIntervalMs + ' ms'}`
 }
 
+
+/**
+ * What a policy's cell promises, in words (`cudele policy show`, the cluster
+ * log). localIsStore: the client's local disk is the store's (an embedded mount).
+ */
+export function policyMeaning (p: Policy, localIsStore = false): string {
+  if (!isDecoupled(p)) {
+    const seen = 'every change is an RPC to the MDS and all clients see it at once'
+    if (p.durability === 'global' || (p.durability === 'local' && localIsStore)) {
+      return `${seen}; the MDS streams it to its journal in the object store, so it survives any crash once safe (fsync waits for that)`
+    }
+    const unstreamed = 'the MDS does not journal this subtree: changes wait in its memory until its next trim writes them to the object store (within about a second), and moves across the edge to a journaled subtree get EXDEV'
+    if (p.durability === 'local') {
+      return `${seen}; ${unstreamed}; the client also keeps each change in a local file until then, so a crash of the server loses nothing once that client is back (it replays them), but a client that never comes back loses them`
+    }
+    return `${seen}; ${unstreamed}; a crash of the server loses what was not trimmed yet, unless the client that made it is still connected (it replays what it was not told is safe)`
+  }
+  const merged = p.consistency === 'weak'
+    ? `changes go to the client's own journal (no round trip) and are merged into the global namespace ${p.syncIntervalMs > 0 ? `every ${p.syncIntervalMs % 1000 === 0 ? `${p.syncIntervalMs / 1000} s` : `${p.syncIntervalMs} ms`}, ` : ''}on cudele sync and on unmount; other clients see them after the merge`
+    : 'changes go to the client\'s own journal (no round trip) and are merged only on cudele merge; other clients never see them before'
+  const kept = p.durability === 'global'
+    ? 'the journal is pushed into the object store: if the client never comes back, the server merges it'
+    : p.durability === 'local'
+      ? 'the journal is kept in a local file: what the client fsync\'d comes back when it mounts again'
+      : 'the journal is kept nowhere: a crash of the client loses what it has not merged'
+  return `${merged}; ${kept}`
+}

@@ -17,7 +17,7 @@ import { segmentObject } from './service'
 import { type Ino, isDir, isReg, ROOT_INO } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import type { JsonValue, MonitorApi } from '../mon/types'
-import { DEFAULT_POLICY, isDecoupled, parsePolicy, type Policy } from './policy'
+import { DEFAULT_POLICY, isDecoupled, keepsRequestsLocally, parsePolicy, type Policy, policyMeaning } from './policy'
 
 export const POLICYMAP = 'policymap'
 /** Deepest directory nesting searched for a policy. */
@@ -71,6 +71,14 @@ export interface ClaimGrant {
   snapshot: Snapshot
 }
 
+export interface RegistryOptions {
+  /**
+   * The clients' local disk is the store's (an embedded mount): local_persist
+   * of a strong subtree is the MDS's journal there, so such subtrees stream.
+   */
+  localIsStore: boolean
+}
+
 export class SubtreeRegistry {
   private readonly entries = new Map<Ino, PolicyEntry>()
   /** Inodes of each claimed subtree as handed out (for interference checks on inode-only operations). */
@@ -78,7 +86,7 @@ export class SubtreeRegistry {
   private unsubscribe: () => void = () => {}
   epoch = 0
 
-  constructor (private readonly mds: Mds, private readonly mon: MonitorApi) {
+  constructor (private readonly mds: Mds, private readonly mon: MonitorApi, private readonly options: RegistryOptions = { localIsStore: false }) {
     this.unsubscribe = mon.subscribe(POLICYMAP, 0, state => {
       this.epoch = state.epoch
       this.entries.clear()
@@ -89,7 +97,15 @@ export class SubtreeRegistry {
           if (pe && typeof pe.root === 'number' && pe.policy) this.entries.set(pe.root, pe)
         }
       }
+      // The MDS asks for every change whether to journal it only while some subtree does not stream.
+      this.mds.stream = [...this.entries.values()].some(e => !this.streams(e.policy)) ? dir => this.streams(this.effective(dir).policy) : null
     })
+  }
+
+  /** Does the MDS journal (stream) changes under this policy? Strong subtrees with durability none or local do not. */
+  streams (p: Policy): boolean {
+    if (isDecoupled(p) || p.mechanisms.includes('stream')) return true
+    return this.options.localIsStore && p.mechanisms.includes('local_persist')
   }
 
   close (): void {
@@ -104,6 +120,13 @@ export class SubtreeRegistry {
   get decoupledCount (): number {
     let n = 0
     for (const e of this.entries.values()) if (isDecoupled(e.policy)) n++
+    return n
+  }
+
+  /** Strong subtrees with durability local (their clients keep request logs). */
+  get localStrongCount (): number {
+    let n = 0
+    for (const e of this.entries.values()) if (keepsRequestsLocally(e.policy)) n++
     return n
   }
 
@@ -146,7 +169,7 @@ export class SubtreeRegistry {
       base[String(dir)] = entry as unknown as JsonValue
       return base
     }, { name: 'mds.0' })
-    this.mon.log('info', 'mds.0', `policy of ${path} (inode ${dir}) is now version ${entry.version}, set by ${by}: ${policy.consistency}/${policy.durability}`)
+    this.mon.log('info', 'mds.0', `policy of ${path} (inode ${dir}) is now version ${entry.version}, set by ${by}: ${policy.consistency}/${policy.durability}: ${policyMeaning(policy, this.options.localIsStore)}`)
     return entry
   }
 
@@ -176,7 +199,9 @@ export class SubtreeRegistry {
    * owner's claim: EBUSY with interfere block, else EAGAIN ("work through the
    * MDS": its updates will lose at merge).
    */
-  claim (dir: Ino, owner: string): ClaimGrant {
+  async claim (dir: Ino, owner: string): Promise<ClaimGrant> {
+    // The client journal will be merged, and journaled, on top of the subtree as the store has it.
+    if (!this.mds.unstreamed.empty) await this.mds.trim()
     const eff = this.effective(dir)
     if (eff.root === null || !eff.entry || !isDecoupled(eff.policy)) {
       throw fsError('EINVAL', `inode ${dir} is not in a decoupled subtree (its policy is ${eff.policy.consistency})`)

@@ -4,13 +4,13 @@ import type { Ino } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import type { RemoteBackend } from '../client/remote'
 import type { ClaimGrant, PolicyEntry } from './registry'
-import type { PolicyInfo, SubtreeService } from './service'
+import type { PolicyCounts, PolicyInfo, SubtreeService } from './service'
 
 export class RemoteSubtreeService implements SubtreeService {
   constructor (private readonly backend: RemoteBackend) {}
 
   policyOf (dir: Ino): Promise<PolicyInfo> { return this.backend.query('cudele.policyOf', [dir]) }
-  policyEpoch (): Promise<{ epoch: number, decoupled: number }> { return this.backend.query('cudele.policyEpoch', []) }
+  policyEpoch (): Promise<PolicyCounts> { return this.backend.query('cudele.policyEpoch', []) }
   setPolicy (dir: Ino, yaml: string, path: string, by: string): Promise<PolicyEntry> { return this.backend.query('cudele.setPolicy', [dir, yaml, path, by]) }
   claim (dir: Ino, owner: string): Promise<ClaimGrant> { return this.backend.query('cudele.claim', [dir, owner]) }
   /** A merge is a request like any change: replayed after a reconnect, recognised if already done. */

@@ -25,7 +25,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
 import { JournalFile } from './journalfile'
-import { describePolicy, isDecoupled, POLICY_FILE_MAX_BYTES } from './policy'
+import { describePolicy, isDecoupled, keepsRequestsLocally, POLICY_FILE_MAX_BYTES, policyMeaning } from './policy'
 import { VXATTR, type PolicyInfo, type SubtreeService } from './service'
 
 export const POLICY_FILE = 'policies.yml'
@@ -38,6 +38,10 @@ export class CudeleBackend implements ClientBackend {
   private readonly policyCache = new Map<Ino, PolicyInfo>()
   private epoch = -1
   private decoupledPolicies = 0
+  /** Strong subtrees with durability local: this client keeps its changes there in its request log until safe. */
+  private localStrongPolicies = 0
+  /** Inodes seen in such subtrees (their inode-only changes are kept too); bounded, it only widens what is kept. */
+  private readonly keptInodes = new Set<Ino>()
   private readonly opening = new Map<Ino, Promise<DecoupledSubtree | null>>()
   /** Subtrees whose owner is someone else and that allow interference: work through the MDS. */
   private readonly interfering = new Set<Ino>()
@@ -74,6 +78,7 @@ export class CudeleBackend implements ClientBackend {
     const e = await this.service.policyEpoch()
     this.epoch = e.epoch
     this.decoupledPolicies = e.decoupled
+    this.localStrongPolicies = e.localStrong ?? 0
     if (this.opts.journalDir === null) return
     let files: string[] = []
     try { files = fs.readdirSync(this.opts.journalDir).filter(f => f.startsWith(this.owner + '.') && f.endsWith('.cj')) } catch {}
@@ -95,7 +100,10 @@ export class CudeleBackend implements ClientBackend {
     this.epoch = epoch
     this.policyCache.clear()
     this.interfering.clear()
-    this.service.policyEpoch().then(e => { this.decoupledPolicies = e.decoupled }).catch(() => {})
+    this.service.policyEpoch().then(e => {
+      this.decoupledPolicies = e.decoupled
+      this.localStrongPolicies = e.localStrong ?? 0
+    }).catch(() => {})
     // A subtree whose policy changed under us: merge what we have and let go.
     for (const [root, tree] of this.trees) {
       this.service.policyOf(root).then(info => {
@@ -154,6 +162,30 @@ export class CudeleBackend implements ClientBackend {
       }
       throw err
     }
+  }
+
+  /** Is dir in a strong subtree with durability local (changes there are kept in the request log)? */
+  private async keptIn (dir: Ino): Promise<boolean> {
+    if (this.localStrongPolicies === 0 || this.base.keepLocally === undefined) return false
+    return keepsRequestsLocally((await this.policyOf(dir)).policy)
+  }
+
+  /** Are inode-only changes to ino kept (it was seen in such a subtree)? */
+  private async keptInode (ino: Ino): Promise<boolean> {
+    if (this.localStrongPolicies === 0) return false
+    return this.keptInodes.has(ino) || (this.names.has(ino) && await this.keptIn(ino))
+  }
+
+  /** Run a change through the MDS, kept in the local request log when keep says so. */
+  private async kept<T> (keep: boolean, fn: () => T | Promise<T>): Promise<T> {
+    if (!keep || this.base.keepLocally === undefined) return await fn()
+    return await this.base.keepLocally(async () => await fn())
+  }
+
+  private noteKept (keep: boolean, a: Attr | null): void {
+    if (!keep || !a) return
+    if (this.keptInodes.size > 1_000_000) this.keptInodes.clear()
+    this.keptInodes.add(a.ino)
   }
 
   /** Both ends of a rename/link must be on the same side of a decoupled subtree's edge. */
@@ -247,12 +279,18 @@ export class CudeleBackend implements ClientBackend {
 
   async lookup (parent: Ino, name: string): Promise<Attr> {
     const t = this.treeOf(parent)
-    return this.seen(parent, name, t ? t.mds.lookup(parent, name) : await this.base.lookup(parent, name)) as Attr
+    if (t) return this.seen(parent, name, t.mds.lookup(parent, name)) as Attr
+    const a = await this.base.lookup(parent, name)
+    this.noteKept(await this.keptIn(parent), a)
+    return this.seen(parent, name, a) as Attr
   }
 
   async lookupOrNull (parent: Ino, name: string): Promise<Attr | null> {
     const t = this.treeOf(parent)
-    return this.seen(parent, name, t ? t.mds.lookupOrNull(parent, name) : await this.base.lookupOrNull(parent, name))
+    if (t) return this.seen(parent, name, t.mds.lookupOrNull(parent, name))
+    const a = await this.base.lookupOrNull(parent, name)
+    this.noteKept(await this.keptIn(parent), a)
+    return this.seen(parent, name, a)
   }
 
   async getattr (ino: Ino): Promise<Attr> {
@@ -301,6 +339,7 @@ export class CudeleBackend implements ClientBackend {
       interfere: info.policy.interfere,
       sync_interval_ms: info.policy.syncIntervalMs,
       summary: describePolicy(info.policy),
+      means: policyMeaning(info.policy, this.base.keepLocally === undefined),
       owner: info.owner,
       owned_here: tree !== undefined,
       unmerged_segments: tree?.unmergedSegments ?? 0
@@ -343,7 +382,14 @@ export class CudeleBackend implements ClientBackend {
     // policies.yml itself always goes to the MDS: the policy must be readable by everyone.
     const t = name === POLICY_FILE ? null : await this.treeForChange(parent)
     if (name === POLICY_FILE && this.treeOf(parent)) throw fsError('EXDEV', 'policies.yml of a decoupled subtree is changed through a client that does not own it, or with cudele policy set')
-    const a = this.seen(parent, name, t ? this.inTree(t, () => t.mds.mknod(parent, name, mode, rdev, caller)) : await this.base.mknod(parent, name, mode, rdev, caller)) as Attr
+    let a: Attr
+    if (t) {
+      a = this.seen(parent, name, this.inTree(t, () => t.mds.mknod(parent, name, mode, rdev, caller))) as Attr
+    } else {
+      const keep = await this.keptIn(parent)
+      a = this.seen(parent, name, await this.kept(keep, () => this.base.mknod(parent, name, mode, rdev, caller))) as Attr
+      this.noteKept(keep, a)
+    }
     if (name === POLICY_FILE) {
       if (this.createdHere.size > 1000) this.createdHere.clear()
       this.createdHere.add(a.ino)
@@ -353,24 +399,33 @@ export class CudeleBackend implements ClientBackend {
 
   async mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> {
     const t = await this.treeForChange(parent)
-    return this.seen(parent, name, t ? this.inTree(t, () => t.mds.mkdir(parent, name, mode, caller)) : await this.base.mkdir(parent, name, mode, caller)) as Attr
+    if (t) return this.seen(parent, name, this.inTree(t, () => t.mds.mkdir(parent, name, mode, caller))) as Attr
+    const keep = await this.keptIn(parent)
+    const a = await this.kept(keep, () => this.base.mkdir(parent, name, mode, caller))
+    this.noteKept(keep, a)
+    return this.seen(parent, name, a) as Attr
   }
 
   async symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> {
     const t = await this.treeForChange(parent)
-    return t ? this.inTree(t, () => t.mds.symlink(parent, name, target, caller)) : await this.base.symlink(parent, name, target, caller)
+    if (t) return this.inTree(t, () => t.mds.symlink(parent, name, target, caller))
+    const keep = await this.keptIn(parent)
+    const a = await this.kept(keep, () => this.base.symlink(parent, name, target, caller))
+    this.noteKept(keep, a)
+    return a
   }
 
   async link (ino: Ino, newParent: Ino, newName: string): Promise<Attr> {
     const t = await this.treeForChange(newParent)
     this.sameSide(this.treeOf(ino), t)
-    return t ? t.mds.link(ino, newParent, newName) : await this.base.link(ino, newParent, newName)
+    if (t) return t.mds.link(ino, newParent, newName)
+    return await this.kept(await this.keptIn(newParent) || await this.keptInode(ino), () => this.base.link(ino, newParent, newName))
   }
 
   async unlink (parent: Ino, name: string): Promise<void> {
     const t = await this.treeForChange(parent)
     if (t) t.mds.unlink(parent, name)
-    else await this.base.unlink(parent, name)
+    else await this.kept(await this.keptIn(parent), () => this.base.unlink(parent, name))
   }
 
   /**
@@ -381,14 +436,15 @@ export class CudeleBackend implements ClientBackend {
   async createMany (parent: Ino, names: string[], mode: number, caller: Caller): Promise<number> {
     const t = await this.treeForChange(parent)
     if (t) return this.inTree(t, () => t.appendCreates(parent, names, mode, caller))
-    for (const name of names) await this.base.mknod(parent, name, (mode & 0o7777) | 0o100000, 0, caller)
+    const keep = await this.keptIn(parent)
+    for (const name of names) this.noteKept(keep, await this.kept(keep, () => this.base.mknod(parent, name, (mode & 0o7777) | 0o100000, 0, caller)))
     return names.length
   }
 
   async rmdir (parent: Ino, name: string): Promise<void> {
     const t = await this.treeForChange(parent)
     if (t) t.mds.rmdir(parent, name)
-    else await this.base.rmdir(parent, name)
+    else await this.kept(await this.keptIn(parent), () => this.base.rmdir(parent, name))
   }
 
   async rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
@@ -396,25 +452,25 @@ export class CudeleBackend implements ClientBackend {
     const b = await this.treeForChange(newParent)
     this.sameSide(a, b)
     if (a) a.mds.rename(parent, name, newParent, newName, flags)
-    else await this.base.rename(parent, name, newParent, newName, flags)
+    else await this.kept(await this.keptIn(parent) || await this.keptIn(newParent), () => this.base.rename(parent, name, newParent, newName, flags))
   }
 
   async setattr (ino: Ino, change: SetAttr): Promise<Attr> {
     const t = this.treeOf(ino)
-    return t ? t.mds.setattr(ino, change) : await this.base.setattr(ino, change)
+    return t ? t.mds.setattr(ino, change) : await this.kept(await this.keptInode(ino), () => this.base.setattr(ino, change))
   }
 
   async setxattr (ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === VXATTR.sync || name === VXATTR.merge) return await this.mergeAt(ino, name === VXATTR.merge)
     const t = this.treeOf(ino)
     if (t) t.mds.setxattr(ino, name, value, flags)
-    else await this.base.setxattr(ino, name, value, flags)
+    else await this.kept(await this.keptInode(ino), () => this.base.setxattr(ino, name, value, flags))
   }
 
   async removexattr (ino: Ino, name: string): Promise<void> {
     const t = this.treeOf(ino)
     if (t) t.mds.removexattr(ino, name)
-    else await this.base.removexattr(ino, name)
+    else await this.kept(await this.keptInode(ino), () => this.base.removexattr(ino, name))
   }
 
   /** `cudele sync` / `cudele merge`: merge the subtree holding dir (sync: only weak subtrees). */

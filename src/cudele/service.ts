@@ -19,11 +19,18 @@ export interface PolicyInfo {
   epoch: number
 }
 
+export interface PolicyCounts {
+  epoch: number
+  decoupled: number
+  /** Strong subtrees with durability local (older servers do not say). */
+  localStrong?: number
+}
+
 export interface SubtreeService {
   /** The policy in force for a directory. */
   policyOf (dir: Ino): Promise<PolicyInfo>
-  /** The policymap epoch and how many decoupled policies exist (a cheap "is there anything to do?"). */
-  policyEpoch (): Promise<{ epoch: number, decoupled: number }>
+  /** The policymap epoch and how many decoupled and strong/local policies exist (a cheap "is there anything to do?"). */
+  policyEpoch (): Promise<PolicyCounts>
   /** Check and commit a policy for a directory (through the monitor). */
   setPolicy (dir: Ino, yaml: string, path: string, by: string): Promise<PolicyEntry>
   /** Decouple the subtree holding dir for owner (or take back owner's claim). */

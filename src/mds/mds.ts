@@ -15,10 +15,11 @@ import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
 import { encodeEvent, EventType, SA, type Event, type SetAttrEvent } from './events'
 import { attrOf, type Inode } from './inode'
 import type { Journal } from './journal'
-import { DATA_POOL, dataObjectPrefix, dirObject, METADATA_POOL } from './layout'
+import { DATA_POOL, dataObjectPrefix, dirObject, INOTABLE_OBJECT, METADATA_POOL } from './layout'
 import { InoTable, Namespace, StraySet } from './namespace'
 import type { LocalStore } from './open'
-import { buildTrimBatch } from './trim'
+import { buildTrimBatch, encodeInoTable } from './trim'
+import { dirsOf, INO_BLOCK, touchedBy, UnstreamedChanges } from './unstreamed'
 import {
   type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type MdsApi, NAME_MAX,
   RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
@@ -61,6 +62,22 @@ export class Mds implements MdsApi {
   private closed = false
   /** Problems met while replaying the journal at start-up (fsck reports them). */
   readonly replayProblems: string[] = []
+  /**
+   * Cudele's stream mechanism per subtree: is a change in this directory
+   * journaled? null: everywhere. Changes that are not wait in memory for the
+   * next trim (unstreamed.ts says how the namespace stays consistent).
+   */
+  stream: ((dir: Ino) => boolean) | null = null
+  readonly unstreamed = new UnstreamedChanges()
+  /** Told around every trim: `taken` when it takes its snapshot, `stored` (with the token) once it is in the store. */
+  trimWatcher: { taken (): unknown, stored (token: unknown): void } | null = null
+  /**
+   * A replayed create may ask for the inode number its first run handed out
+   * (set by the server around the request; 0: none): if that number is free,
+   * the client's later requests that name it find the same file again.
+   */
+  replayIno = 0
+  private trimScheduled = false
 
   constructor (
     readonly store: LocalStore,
@@ -98,7 +115,7 @@ export class Mds implements MdsApi {
       setTimeout(() => this.kickPurge(), opts.purgeDelayMs).unref()
     }
     this.trimTimer = setInterval(() => {
-      if (this.ns.cache.dirtyCount > 0 || this.journal.lastSubmittedSeq > this.journal.trimmedSeq) this.trim().catch(() => {})
+      if (this.ns.cache.dirtyCount > 0 || this.journal.lastSubmittedSeq > this.journal.trimmedSeq || this.unstreamed.pendingWrites > 0) this.trim().catch(() => {})
     }, this.options.trimIntervalMs)
     this.trimTimer.unref()
     this.kickPurge()
@@ -137,21 +154,91 @@ export class Mds implements MdsApi {
    * mutating call): its events are preceded by a Request marker, in the same
    * journal object, so a replay of the request after a restart is recognised.
    */
-  currentRequest: { client: string, tid: number, marked: boolean } | null = null
+  currentRequest: { client: string, tid: number, marked: boolean, unstreamed?: boolean } | null = null
 
-  private mutate (ev: Event): void {
+  /**
+   * Whether an event goes to the journal: null if it does; otherwise the
+   * inodes it touches (its subtree does not stream, or it depends on a change
+   * that was not journaled).
+   */
+  private unstreamedTouch (ev: Event): Ino[] | null {
+    const stream = this.stream
+    if (stream === null && this.unstreamed.empty) return null
+    const dirs = dirsOf(ev)
+    const byPolicy = stream !== null && dirs.some(d => !stream(d))
+    if (!byPolicy && this.unstreamed.empty) return null
+    const touched = touchedBy(this.ns, ev)
+    if (byPolicy) return touched
+    if (!this.unstreamed.touches(touched)) return null
+    this.heldBack(dirs.length > 0)
+    return touched
+  }
+
+  /**
+   * A change that a streaming subtree would journal depends on one that was
+   * not: it is held back from the journal too, so a trim must come soon (and
+   * fsync waits for it). For a namespace change the trim starts at once.
+   */
+  private heldBack (namespaceChange: boolean): void {
+    this.unstreamed.heldBack = true
+    if (namespaceChange) this.trimSoon()
+  }
+
+  private mutate (ev: Event, unstreamed: Ino[] | null = this.unstreamedTouch(ev)): void {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
     if (this.closed) throw fsError('EIO', 'the metadata server is shut down')
     if (!applyEvent(this.ns, ev)) throw fsError('EIO', `${describe(ev)} could not be applied`)
     const req = this.currentRequest
-    if (req && !req.marked) {
+    if (unstreamed) {
+      this.unstreamed.noted(unstreamed)
+      // The record that the request was done reaches the store with the same trim as its changes.
+      if (req && !req.unstreamed) {
+        req.unstreamed = true
+        this.ns.completed.add(req.client, req.tid)
+      }
+    } else if (req && !req.marked) {
       req.marked = true
       const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
       applyEvent(this.ns, marker)
       this.journal.append(marker)
     }
-    this.journal.append(ev)
+    if (!unstreamed) this.journal.append(ev)
     if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight && this.options.trimming !== false) this.trim().catch(() => {})
+  }
+
+  /** Trim once the current burst of work is done (many data commits share one trim). */
+  private trimSoon (): void {
+    if (this.trimScheduled || this.readOnly || this.options.trimming === false) return
+    this.trimScheduled = true
+    setImmediate(() => {
+      this.trimScheduled = false
+      this.trim().catch(() => {})
+    })
+  }
+
+  /** Set a block of inode numbers aside for unjournaled creates; its high-water mark goes to the store now. */
+  private reserveInos (): Ino {
+    const start = this.ns.inotable.reserve(INO_BLOCK)
+    this.writeInoTable()
+    return start
+  }
+
+  private writeInoTable (): void {
+    const data = encodeInoTable(this.ns.inotable.next)
+    this.store.submit([{ pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data }] }], { durable: false }).catch(() => {})
+  }
+
+  /** The inode number a replayed create asked for, if it is free; null: allocate one. */
+  private takeReplayIno (unstreamed: boolean): Ino | null {
+    const ino = this.replayIno
+    this.replayIno = 0
+    if (!Number.isSafeInteger(ino) || ino <= ROOT_INO) return null
+    if (this.ns.cache.getInode(ino) || this.ns.claims.rangeOf(ino) || this.unstreamed.reservedUnused(ino)) return null
+    if (ino >= this.ns.inotable.next) {
+      this.ns.inotable.bump(ino)
+      if (unstreamed) this.writeInoTable()
+    }
+    return ino
   }
 
   // ---- reads ----
@@ -276,9 +363,17 @@ export class Mds implements MdsApi {
       gid = dir.gid
       if (isDir(mode)) mode |= S_ISGID
     }
-    const ino = this.ns.inotable.alloc()
+    // Unjournaled creates (their parent is not streamed, or not stored yet) take numbers from reserved blocks.
+    let unstreamed = false
+    if (this.unstreamed.has(parent)) {
+      unstreamed = true
+      if (this.stream === null || this.stream(parent)) this.heldBack(true)
+    } else if (this.stream !== null) {
+      unstreamed = !this.stream(parent)
+    }
+    const ino = this.takeReplayIno(unstreamed) ?? (unstreamed ? this.unstreamed.allocIno(() => this.reserveInos()) : this.ns.inotable.alloc())
     const time = now()
-    this.mutate({ type: EventType.Mknod, parent, name, ino, mode, uid: caller.uid, gid, rdev, time, target })
+    this.mutate({ type: EventType.Mknod, parent, name, ino, mode, uid: caller.uid, gid, rdev, time, target }, unstreamed ? [parent, ino] : null)
     return attrOf(this.inode(ino))
   }
 
@@ -343,6 +438,9 @@ export class Mds implements MdsApi {
     const dst = this.ns.cache.getDentry(newParent, newName)
     if (parent === newParent && name === newName) return
     // Like the VFS: moving a directory into its own subtree fails before anything about the target.
+    if (parent !== newParent && this.stream !== null && this.stream(parent) !== this.stream(newParent)) {
+      throw fsError('EXDEV', 'one directory is in a subtree whose changes are journaled (stream), the other not: nothing moves across that edge (mv copies)')
+    }
     if (src.type === S_IFDIR) this.checkNotAncestor(src.ino, dstDir.ino)
     if (flags & RENAME_NOREPLACE && dst) throw fsError('EEXIST', `${JSON.stringify(newName)} exists`)
     if (flags & RENAME_EXCHANGE) {
@@ -565,6 +663,13 @@ export class Mds implements MdsApi {
     // made while they were buffered (chmod, setxattr) has a later ctime, which stays.
     if (change.ctime !== undefined && compareTs(change.ctime, inode.ctime) < 0) change = { ...change, ctime: inode.ctime }
     const ev = this.setAttrEvent(inode, change)
+    if (this.unstreamed.has(ino)) {
+      // The store has not seen this inode as it is now: the data goes with the trim that stores it.
+      if (ev) this.mutate(ev)
+      const committed = this.unstreamed.withTrim(writes, durable)
+      this.trimSoon()
+      return { attr: attrOf(inode), committed }
+    }
     if (ev) this.mutate(ev)
     const committed = this.journal.submit(writes, durable)
     return { attr: attrOf(inode), committed }
@@ -572,6 +677,11 @@ export class Mds implements MdsApi {
 
   async sync (durable: boolean): Promise<void> {
     await this.journal.sync(durable)
+    // Changes held back from the journal are kept only once a trim has stored them.
+    if (this.unstreamed.heldBack) {
+      await this.trim()
+      if (durable) await this.store.sync()
+    }
   }
 
   // ---- trim and purge ----
@@ -585,8 +695,11 @@ export class Mds implements MdsApi {
     // Every change in the snapshot must be in a journal object at or before upTo.
     if (this.journal.pendingEvents > 0) this.journal.submit([], false).catch(() => {})
     const upToSeq = this.journal.lastSubmittedSeq
-    if (cache.dirtyCount === 0 && upToSeq === previousTrimmedSeq && !this.ns.inotable.dirty) return
+    if (cache.dirtyCount === 0 && upToSeq === previousTrimmedSeq && !this.ns.inotable.dirty && this.unstreamed.pendingWrites === 0) return
     const snapshot = cache.takeDirty()
+    const unstreamed = this.unstreamed.take()
+    const data = UnstreamedChanges.batchOf(unstreamed.writes)
+    const token = this.trimWatcher?.taken()
     const strayChanges = this.ns.strays.takeChanges()
     const completedChanges = this.ns.completed.takeChanges()
     const claimChanges = this.ns.claims.takeChanges()
@@ -602,10 +715,16 @@ export class Mds implements MdsApi {
       dirExists: ino => { const i = cache.getInode(ino); return i !== null && isDir(i.mode) }
     })
     this.journal.trimmedSeq = upToSeq
-    const p = this.store.submit(batch, { durable: false }).then(
-      () => { cache.flushDone() },
+    const p = this.store.submit(data.writes.length > 0 ? [...batch, ...data.writes] : batch, { durable: data.durable }).then(
+      () => {
+        cache.flushDone()
+        for (const w of unstreamed.writes) w.resolve()
+        if (token !== undefined) this.trimWatcher?.stored(token)
+      },
       (err: Error) => {
         cache.flushFailed()
+        this.unstreamed.restore(unstreamed)
+        for (const w of unstreamed.writes) w.reject(err)
         this.ns.strays.restoreChanges(strayChanges)
         this.ns.completed.restoreChanges(completedChanges)
         this.ns.claims.restoreChanges(claimChanges)
@@ -644,6 +763,10 @@ export class Mds implements MdsApi {
 
   /** Drop an unreferenced inode: its data objects and the inode go in one batch. */
   private async purgeInode (inode: Inode): Promise<void> {
+    // An unlink that was not journaled is kept only once a trim stores it: purged
+    // before, a crash would bring the file back without its data.
+    for (let i = 0; i < 3 && this.unstreamed.has(inode.ino); i++) await this.trim()
+    if (this.unstreamed.has(inode.ino)) return
     const removals: ObjectWrite[] = []
     if (isDir(inode.mode)) {
       removals.push({ pool: METADATA_POOL, name: dirObject(inode.ino), ops: [{ op: 'remove' }] })

@@ -98,6 +98,11 @@ export class CompletedRequests {
     return this.byClient.get(client)?.tids.has(tid) === true
   }
 
+  /** The oldest transaction the client still keeps (0: nothing known of it). */
+  floorOf (client: string): number {
+    return this.byClient.get(client)?.floor ?? 0
+  }
+
   setFloor (client: string, floor: number): void {
     const c = this.byClient.get(client)
     if (!c || floor <= c.floor) return

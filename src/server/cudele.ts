@@ -1,7 +1,7 @@
 // RPC methods for Cudele's subtree policies: the server side of
 // src/cudele/remote.ts.
 
-import { policyInfo, checkDataWrites, readStoredSegments, dropStoredSegments } from '../cudele/local'
+import { policyCounts, policyInfo, checkDataWrites, readStoredSegments, dropStoredSegments } from '../cudele/local'
 import { segmentObject } from '../cudele/service'
 import { fsError } from '../common/errors'
 import { METADATA_POOL } from '../mds/layout'
@@ -28,7 +28,7 @@ export function registerCudele (rpc: RpcServer, srv: CudeleServer): void {
   }
 
   withSession('cudele.policyOf', ([dir]) => policyInfo(reg, Number(dir)))
-  withSession('cudele.policyEpoch', () => ({ epoch: reg.epoch, decoupled: reg.decoupledCount }))
+  withSession('cudele.policyEpoch', () => policyCounts(reg))
   withSession('cudele.setPolicy', async ([dir, yaml, path, by], owner) => {
     try {
       return await reg.setPolicy(Number(dir), String(yaml), String(path), ownerMatches(by, owner))

@@ -149,29 +149,33 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
     rpc.handle(name, (args, conn) => {
       const s = sessionOf(conn)
       srv.sessions.touch(s)
-      const [tid, firstUnsafe, replay, ...rest] = args as [number, number, boolean, ...any[]]
+      const [tid, firstUnsafe, replay, ...rest] = args as [number, number, boolean | number, ...any[]]
       if (!Number.isSafeInteger(tid) || tid <= 0) throw fsError('EINVAL', `${name}: bad transaction id`)
       mds.ns.completed.setFloor(s.name, Number(firstUnsafe) || 0)
       srv.volatileCompleted.setFloor(s.name, Number(firstUnsafe) || 0)
-      if (replay && (mds.ns.completed.has(s.name, tid) || srv.volatileCompleted.has(s.name, tid))) {
-        srv.afterRequest(s, tid, false)
+      // Below the client's floor: it was told this request is safe (a stale copy in a request log).
+      if (replay && (mds.ns.completed.has(s.name, tid) || srv.volatileCompleted.has(s.name, tid) || tid < mds.ns.completed.floorOf(s.name))) {
+        srv.afterRequest(s, tid, false, false)
         return replayAnswer(srv, s, name, rest)
       }
       const t = touches(name, rest)
       srv.subtrees.checkWrite(s.owner, t.dirs, t.inodes)
-      const req = { client: s.name, tid, marked: false }
+      const req = { client: s.name, tid, marked: false, unstreamed: false }
       mds.currentRequest = req
+      // A replayed create asks for the inode number it had (the client's later requests name it).
+      mds.replayIno = typeof replay === 'number' ? replay : 0
       let result: unknown
       try {
         result = fn(s, rest)
       } finally {
         mds.currentRequest = null
+        mds.replayIno = 0
       }
       if (t.dirs.length > 0) srv.subtrees.noted(name, rest, result)
       // A request that journaled nothing (open, release, a no-op) is remembered
       // for this server's lifetime only, so a replay after a reconnect is not done twice.
       if (!req.marked) srv.volatileCompleted.add(s.name, tid)
-      srv.afterRequest(s, tid, req.marked)
+      srv.afterRequest(s, tid, req.marked, req.unstreamed)
       return result
     })
   }

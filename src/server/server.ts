@@ -68,7 +68,7 @@ export class CudeleServer {
     this.mds.journal.watcher = {
       // Every request applied so far has its events in this batch or an earlier one.
       submitted: () => {
-        const token: Array<readonly [Session, number]> = this.sessions.all().filter(s => s.appliedTid > s.safeTid).map(s => [s, s.appliedTid] as const)
+        const token: Array<readonly [Session, number]> = this.sessions.all().filter(s => s.appliedTid > s.committedTid).map(s => [s, s.appliedTid] as const)
         // So has the request being carried out, if it submits its own batch
         // (data.commit): it is not applied yet, and no later batch may come.
         const cur = this.mds.currentRequest
@@ -77,7 +77,23 @@ export class CudeleServer {
         return token
       },
       committed: token => {
-        for (const [s, tid] of token as Array<readonly [Session, number]>) this.markSafe(s, tid)
+        for (const [s, tid] of token as Array<readonly [Session, number]>) {
+          if (tid > s.committedTid) s.committedTid = tid
+          this.updateSafe(s)
+        }
+      }
+    }
+    // A trim stores everything applied before its snapshot, journaled or not.
+    this.mds.trimWatcher = {
+      taken: () => this.sessions.all().filter(s => s.appliedTid > s.committedTid || s.unstored.length > 0).map(s => [s, s.appliedTid] as const),
+      stored: token => {
+        for (const [s, tid] of token as Array<readonly [Session, number]>) {
+          if (tid > s.committedTid) s.committedTid = tid
+          let n = 0
+          while (n < s.unstored.length && s.unstored[n] <= tid) n++
+          s.unstored.splice(0, n)
+          this.updateSafe(s)
+        }
       }
     }
   }
@@ -133,12 +149,23 @@ export class CudeleServer {
     this.mon.log(level, 'mds.0', message)
   }
 
-  /** A request is done; when it wrote nothing and everything before it is safe, it is safe at once. */
-  afterRequest (s: Session, tid: number, journaled: boolean): void {
+  /**
+   * A request is done. It is safe once what it journaled has committed, or
+   * (unstored: its changes were not journaled) once a trim has stored them;
+   * one that changed nothing is safe as soon as everything before it is.
+   */
+  afterRequest (s: Session, tid: number, journaled: boolean, unstored: boolean): void {
     if (tid <= s.appliedTid) return
-    const allSafe = s.safeTid === s.appliedTid
+    const allCommitted = s.committedTid === s.appliedTid
     s.appliedTid = tid
-    if (!journaled && allSafe) this.markSafe(s, tid)
+    if (unstored) s.unstored.push(tid)
+    if (!journaled && allCommitted) s.committedTid = tid
+    this.updateSafe(s)
+  }
+
+  /** Tell the client how far its requests are safe: committed, and stored where not journaled. */
+  private updateSafe (s: Session): void {
+    this.markSafe(s, s.unstored.length > 0 ? Math.min(s.committedTid, s.unstored[0] - 1) : s.committedTid)
   }
 
   private markSafe (s: Session, tid: number): void {

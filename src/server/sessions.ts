@@ -29,6 +29,10 @@ export class Session {
   /** The latest mutating request carried out, and the latest one the client was told is safe. */
   appliedTid = 0
   safeTid = 0
+  /** Every request up to this one has in the store what it journaled (or a trim stored what it changed). */
+  committedTid = 0
+  /** Requests whose changes were not journaled (Cudele: no stream) and wait for a trim, in tid order. */
+  readonly unstored: number[] = []
   /** Where the client connects from, and its pid, for status. */
   peer = ''
   /** Who the client is as the owner of decoupled subtrees (stable across its restarts). */

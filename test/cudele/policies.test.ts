@@ -67,6 +67,7 @@ test('a policy written as DIR/policies.yml through a mount, and with cudele poli
     interfere: 'block',
     sync_interval_ms: 30000,
     summary: 'consistency weak (append_client_journal+volatile_apply), durability local (local_persist), allocated_inodes 1234, interfere block, sync_interval 30000 ms',
+    means: 'changes go to the client\'s own journal (no round trip) and are merged into the global namespace every 30 s, on cudele sync and on unmount; other clients see them after the merge; the journal is kept in a local file: what the client fsync\'d comes back when it mounts again',
     owner: null,
     owned_here: false,
     unmerged_segments: 0
