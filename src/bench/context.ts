@@ -3,7 +3,7 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
-import type { FsKind, MountOptions } from './mounts'
+import { type FsKind, type MountOptions, type Served, serveCudele } from './mounts'
 import { compile, runOk } from './util'
 
 export interface BenchOptions {
@@ -26,6 +26,16 @@ export interface BenchOptions {
   dir?: string
   /** Extra `cudele mount` arguments. */
   mountArgs?: string[]
+  /** cudele: library clients, files each, and the mechanism composition (or Table I cell) of one measurement. */
+  clients?: number
+  creates?: number
+  mechanism?: string
+  /** cudele: requests each client keeps in flight when every create is a request (rpcs). */
+  inflight?: number
+  /** cudele: which figures to make (fig5, fig6a, fig6b, fig6c, untar). */
+  figures?: string[]
+  /** cudele: write the figures as SVG files into this directory. */
+  svgDir?: string
 }
 
 export interface Slot {
@@ -75,6 +85,19 @@ export class BenchContext {
       nodeOptions: nodeOptions === '' ? undefined : nodeOptions,
       logFile: this.opts.serverLog ? path.join(path.resolve(this.opts.serverLog), `${path.basename(s.root)}.log`) : undefined,
       ...extra
+    }
+  }
+
+  /** Start `cudele serve` on a fresh store, run fn, and always stop the server and remove the store. */
+  async withServer<T> (label: string, fn: (server: Served, slot: Slot) => Promise<T>, args: string[] = []): Promise<T> {
+    const slot = this.slot(label)
+    const opts = this.mountOptions('cudele', slot)
+    const server = await serveCudele(slot.store, path.join(slot.root, 's.sock'), { nodeOptions: opts.nodeOptions, logFile: opts.logFile, args })
+    try {
+      return await fn(server, slot)
+    } finally {
+      await server.stop()
+      this.release(slot)
     }
   }
 

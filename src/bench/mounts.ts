@@ -1,7 +1,8 @@
-// The filesystems a benchmark compares: cudele (embedded, on a fresh store),
-// the two in-memory reference filesystems of scripts/ref/ and tmpfs. Every
-// mount made here is tracked until it is taken down again, so that a failure
-// or a signal never leaves a mount or a server behind.
+// The filesystems a benchmark compares: cudele (embedded, on a fresh store,
+// or a client of a `cudele serve` started here), the two in-memory reference
+// filesystems of scripts/ref/ and tmpfs. Every mount and server made here is
+// tracked until it is taken down again, so that a failure or a signal never
+// leaves a mount or a server behind.
 
 import { type ChildProcess, spawn, spawnSync } from 'child_process'
 import * as fs from 'fs'
@@ -36,12 +37,16 @@ export interface Mounted {
 export interface MountOptions {
   /** cudele: the store directory (a fresh one under the mountpoint's parent if not given). */
   store?: string
+  /** cudele: mount as a client of this `cudele serve` address instead of embedded. */
+  connect?: string
   /** cudele: extra arguments for `cudele mount`. */
   args?: string[]
   /** cudele: node options for the server (for instance --cpu-prof), given on its command line. */
   nodeOptions?: string
   /** cudele: append the server's output to this file. */
   logFile?: string
+  /** cudele: more environment for the server (e.g. XDG_STATE_HOME, where client journals go). */
+  env?: NodeJS.ProcessEnv
   /** tmpfs: size in MiB. */
   sizeMiB?: number
 }
@@ -83,7 +88,7 @@ function abortConnection (dev: number): void {
 export function emergencyCleanup (): void {
   for (const m of active) {
     if (m.child && m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGKILL')
-    forceUnmount(m.mnt)
+    if (m.mnt !== '') forceUnmount(m.mnt)
   }
   active.clear()
 }
@@ -169,10 +174,11 @@ function mountTmpfs (mnt: string, sizeMiB: number): Mounted {
 }
 
 async function mountCudele (mnt: string, opts: MountOptions): Promise<Mounted> {
-  const store = opts.store ?? path.join(path.dirname(mnt), `store-${path.basename(mnt)}`)
+  const store = opts.connect === undefined ? opts.store ?? path.join(path.dirname(mnt), `store-${path.basename(mnt)}`) : undefined
+  const source = store !== undefined ? ['--store', store] : ['--connect', opts.connect as string]
   const nodeArgs = (opts.nodeOptions ?? '').split(/\s+/).filter(a => a !== '')
-  const { child, output, match } = await startServer(process.execPath, [...nodeArgs, CLI, 'mount', mnt, '--store', store, ...(opts.args ?? [])],
-    process.env, /cudele: mounted .*\(embedded, pid (\d+)\)/, 'cudele mount', opts.logFile)
+  const { child, output, match } = await startServer(process.execPath, [...nodeArgs, CLI, 'mount', mnt, ...source, ...(opts.args ?? [])],
+    { ...process.env, ...opts.env }, /cudele: mounted .*\((?:embedded|client), pid (\d+)\)/, 'cudele mount', opts.logFile)
   const rec = { mnt, child }
   active.add(rec)
   return {
@@ -219,6 +225,44 @@ async function mountRef (kind: FsKind, mnt: string): Promise<Mounted> {
       }
       for (let i = 0; i < 40 && isMounted(mnt); i++) await sleep(50)
       forceUnmount(mnt)
+      active.delete(rec)
+    }
+  }
+}
+
+export interface Served {
+  /** The address clients connect to (unix:PATH). */
+  address: string
+  pid: number
+  store: string
+  log: () => string
+  /** Stop the server (SIGTERM: it flushes and releases the store) and wait for it. */
+  stop: () => Promise<void>
+}
+
+/**
+ * Start `cudele serve` on a store, listening on a unix socket; tracked like a
+ * mount, so that a failure or a signal never leaves it running.
+ */
+export async function serveCudele (store: string, socket: string, opts: { nodeOptions?: string, logFile?: string, args?: string[] } = {}): Promise<Served> {
+  const nodeArgs = (opts.nodeOptions ?? '').split(/\s+/).filter(a => a !== '')
+  const address = `unix:${socket}`
+  const { child, output, match } = await startServer(process.execPath, [...nodeArgs, CLI, 'serve', '--store', store, '--listen', address, ...(opts.args ?? [])],
+    process.env, /cudele: serving .* \(pid (\d+)\)/, 'cudele serve', opts.logFile)
+  const rec = { mnt: '', child }
+  active.add(rec)
+  return {
+    address,
+    pid: Number(match[1]),
+    store,
+    log: output,
+    async stop () {
+      child.kill('SIGTERM')
+      if (!await waitExit(child, STOP_MS)) {
+        log(`cudele serve did not stop within ${STOP_MS / 1000} s; killing it\n${output().slice(-2000)}`)
+        child.kill('SIGKILL')
+        await waitExit(child, 5000)
+      }
       active.delete(rec)
     }
   }

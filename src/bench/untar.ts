@@ -57,7 +57,7 @@ async function memberBlocks (tar: string): Promise<number[]> {
  * members (cut at the block where member members+1 starts, as `tar -tR`
  * reports it, and closed with an end-of-archive marker) — kept in the cache.
  */
-async function tarball (members: number | undefined): Promise<{ tar: string, members: number }> {
+export async function tarball (members: number | undefined): Promise<{ tar: string, members: number }> {
   const full = await fullTar()
   const countFile = `${full}.members`
   let total: number
@@ -96,7 +96,7 @@ async function tarball (members: number | undefined): Promise<{ tar: string, mem
   return { tar: sub, members }
 }
 
-async function extract (tar: string, m: Mounted): Promise<{ seconds: number, warnings: string[] }> {
+export async function extract (tar: string, m: Mounted): Promise<{ seconds: number, warnings: string[] }> {
   const r = await run('tar', ['-xf', tar, '-C', m.mnt], { timeoutMs: 4 * 3600_000 })
   const warnings = r.stderr.trim() === '' ? [] : r.stderr.trim().split('\n')
   if (r.code !== 0) {
@@ -106,7 +106,7 @@ async function extract (tar: string, m: Mounted): Promise<{ seconds: number, war
   return { seconds: r.seconds, warnings }
 }
 
-interface Verification {
+export interface Verification {
   diffOk: boolean
   diffOutput: string
   entries: number
@@ -118,7 +118,7 @@ interface Verification {
 }
 
 /** Compare two trees: diff -r, then the lists of `stat -c '%n %F %a %s %Y'` (directory sizes aside). */
-async function verify (expected: string, actual: string, extractedAfter: number): Promise<Verification> {
+export async function verify (expected: string, actual: string, extractedAfter: number): Promise<Verification> {
   const d = await run('diff', ['-r', '--no-dereference', expected, actual], { timeoutMs: 3600_000 })
   const list = async (root: string): Promise<Map<string, string[]>> => {
     const r = await shOk('find . -print0 | sort -z | xargs -0 stat -c \'%n|%F|%a|%s|%Y\'', { cwd: root, timeoutMs: 3600_000 })

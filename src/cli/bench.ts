@@ -9,6 +9,7 @@ import * as os from 'os'
 import * as path from 'path'
 import type { Argv } from 'yargs'
 import { BenchContext, type BenchOptions } from '../bench/context'
+import { cudeleCase, cudeleOne, describeMeasurement, FIGURES } from '../bench/cudele'
 import { durableCase } from '../bench/durable'
 import { metadataCase } from '../bench/metadata'
 import { millionCase } from '../bench/million'
@@ -19,7 +20,7 @@ import { seqCase } from '../bench/seq'
 import { untarCase } from '../bench/untar'
 import { log, machine } from '../bench/util'
 
-export const BENCH_CASES = ['metadata', 'durable', 'untar', 'seq', 'million'] as const
+export const BENCH_CASES = ['metadata', 'durable', 'untar', 'seq', 'million', 'cudele'] as const
 type CaseName = typeof BENCH_CASES[number]
 
 const CASES: Record<CaseName, (ctx: BenchContext) => Promise<CaseReport>> = {
@@ -27,7 +28,8 @@ const CASES: Record<CaseName, (ctx: BenchContext) => Promise<CaseReport>> = {
   durable: durableCase,
   untar: untarCase,
   seq: seqCase,
-  million: millionCase
+  million: millionCase,
+  cudele: cudeleCase
 }
 
 export const BENCH_DESCRIPTION = 'run a benchmark against reference filesystems measured in the same run (see bench --help)'
@@ -42,6 +44,11 @@ const CASES_TEXT = `cases:
             reference with and without big writes, the lowlevel reference, tmpfs
   million   1,000,000 empty files in 1,000 directories, then listed: the server's peak RSS
             and the store's bytes per file
+  cudele    the paper's §V with library clients of a \`cudele serve\`: Fig. 5 (cost of each
+            mechanism and Table I cell), Fig. 6a (1-20 clients: RPCs vs decoupled),
+            Fig. 6b (interference, allow vs block), Fig. 6c (sync_interval), and an
+            untar through client mounts into strong/global vs weak/local vs tmpfs;
+            with --mechanism, one measurement
   all       every case above, one after the other`
 
 export function benchBuilder (y: Argv): Argv<any> {
@@ -61,9 +68,17 @@ export function benchBuilder (y: Argv): Argv<any> {
     .option('server-log', { type: 'string', describe: 'keep the output of every cudele server in this directory' })
     .option('dir', { type: 'string', describe: 'put mountpoints and cudele stores under this directory (default the OS temp directory)' })
     .option('mount-arg', { type: 'array', string: true, describe: 'extra argument for `cudele mount` (repeat for more)' })
+    .option('clients', { type: 'number', describe: 'cudele: library clients (processes) of one measurement (default 1)' })
+    .option('creates', { type: 'number', describe: 'cudele: files each client creates (default 100000)' })
+    .option('mechanism', { type: 'string', describe: 'cudele: one measurement of this composition (e.g. append_client_journal+local_persist) or Table I cell (e.g. weak/local)' })
+    .option('inflight', { type: 'number', describe: 'cudele: requests each client keeps in flight when every create is a request (default 16)' })
+    .option('figure', { type: 'array', string: true, describe: `cudele: only these figures (${FIGURES.join(', ')})` })
+    .option('svg', { type: 'string', describe: 'cudele: draw the figures as SVG files into this directory' })
     .example('cudele bench metadata', '')
     .example('cudele bench untar --members 20000 --json', '')
     .example('npm run bench -- seq --runs 5', '')
+    .example('cudele bench cudele --clients 20 --creates 100000 --mechanism append_client_journal --json', '')
+    .example('cudele bench cudele --figure fig6a --svg docs', '')
 }
 
 export interface BenchArgs {
@@ -80,6 +95,12 @@ export interface BenchArgs {
   serverLog?: string
   dir?: string
   mountArg?: string[]
+  clients?: number
+  creates?: number
+  mechanism?: string
+  inflight?: number
+  figure?: string[]
+  svg?: string
 }
 
 export async function benchCommand (a: BenchArgs, argv: string[]): Promise<number> {
@@ -100,8 +121,19 @@ export async function benchCommand (a: BenchArgs, argv: string[]): Promise<numbe
     nodeOptions: a.nodeOptions,
     serverLog: a.serverLog,
     dir: a.dir,
-    mountArgs: a.mountArg
+    mountArgs: a.mountArg,
+    clients: a.clients,
+    creates: a.creates,
+    mechanism: a.mechanism,
+    inflight: a.inflight,
+    figures: a.figure?.flatMap(f => f.split(',')).map(f => f.trim()).filter(f => f !== ''),
+    svgDir: a.svg === undefined ? undefined : path.resolve(a.svg)
   }
+  for (const [k, v] of [['clients', a.clients], ['creates', a.creates], ['inflight', a.inflight]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`--${k} must be a positive integer`)
+  }
+  for (const f of opts.figures ?? []) if (!FIGURES.includes(f)) throw new Error(`unknown figure ${f} (${FIGURES.join(', ')})`)
+  if ((a.mechanism !== undefined || a.figure !== undefined || a.svg !== undefined) && a.case !== 'cudele') throw new Error('--mechanism, --figure and --svg go with the cudele case')
   const cases: CaseName[] = a.case === 'all' ? [...BENCH_CASES] : [a.case as CaseName]
   const parent = path.resolve(opts.dir ?? os.tmpdir())
   fs.mkdirSync(parent, { recursive: true })
@@ -121,6 +153,22 @@ export async function benchCommand (a: BenchArgs, argv: string[]): Promise<numbe
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   process.on('exit', cleanup)
+
+  if (a.case === 'cudele' && a.mechanism !== undefined) {
+    // One measurement: one object (with the machine it ran on).
+    try {
+      const ctx = new BenchContext(opts, work)
+      const m = await cudeleOne(ctx)
+      const out = { ...m, command: `cudele ${argv.join(' ')}`, machine: machine(work) }
+      process.stdout.write(a.json ? JSON.stringify(out) + '\n' : `${describeMeasurement(m)}\n`)
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      cleanup()
+      process.off('exit', cleanup)
+    }
+    return 0
+  }
 
   const report: BenchReport = {
     started: new Date().toISOString(),
