@@ -11,6 +11,16 @@ import { type Bar, barChart, COLORS, lineChart } from './svg'
 
 type Medians = Record<string, number>
 
+function count (n: unknown): string {
+  return typeof n === 'number' ? n.toLocaleString('en-US') : String(n)
+}
+
+/** "value (target ≥ x: pass)" for the small print. */
+function versus (value: number, op: '>=' | '<=', goal: number, unit: string): string {
+  const pass = op === '>=' ? value >= goal : value <= goal
+  return `${count(Number(value.toPrecision(3)))}${unit} (target ${op === '>=' ? '≥' : '≤'} ${count(goal)}${unit}: ${pass ? 'pass' : 'MISS'})`
+}
+
 function has (m: Medians, prefix: string): boolean {
   return Object.keys(m).some(k => k.startsWith(prefix))
 }
@@ -22,7 +32,7 @@ function fig5 (m: Medians, creates: unknown, commit: string): string {
     return { label: name, value: v, text: v > 0 ? `${Number(v.toPrecision(3))}×` : `${Number(v.toPrecision(2))}× (≤ 0)`, color }
   }
   return barChart({
-    title: `Fig. 5: cost of ${String(creates)} creates, ÷ append_client_journal`,
+    title: `Fig. 5: cost of ${count(creates)} creates, ÷ append_client_journal`,
     yLabel: '× append_client_journal (log scale)',
     logY: true,
     reference: 1,
@@ -34,12 +44,18 @@ function fig5 (m: Medians, creates: unknown, commit: string): string {
         bars: CELLS.map(c => ({ label: c.system ? `${c.cell} (${c.system})` : c.cell, value: m[`fig5/cell/${c.cell}`], text: `${Number(m[`fig5/cell/${c.cell}`].toPrecision(3))}×`, color: COLORS[2] }))
       }
     ],
-    note: `1 library client of cudele serve, medians of per-run ratios; commit ${commit}. Mechanisms whose cost is a difference of two compositions can be ≤ 0 (then drawn at the axis).`
+    note: [
+      `append_client_journal: ${versus(m['fig5/append creates/s'], '>=', 1_000_000, ' creates/s')}; client journal: ${versus(m['fig5/journal bytes per event'], '<=', 100, ' bytes/event')}`,
+      `1 library client of cudele serve, medians of per-run ratios; commit ${commit}. Mechanisms whose cost is a difference of two compositions can be ≤ 0 (then drawn at the axis).`
+    ]
   })
 }
 
 function fig6a (m: Medians, commit: string): string {
   const clients = FIG6A_CLIENTS.filter(n => m[`fig6a/speedup/rpcs/${n}`] !== undefined)
+  const most = clients[clients.length - 1]
+  const rpcs = m[`fig6a/speedup/rpcs/${most}`]
+  const series = (key: string): number => FIG6A_MODES.findIndex(mode => mode.key === key)
   return lineChart({
     title: 'Fig. 6a: creates/s of the job ÷ 1 client with RPCs',
     xLabel: 'clients (each its own process and directory)',
@@ -51,7 +67,14 @@ function fig6a (m: Medians, commit: string): string {
       dashed: mode.key === 'rpcs16',
       points: clients.map(n => [n, m[`fig6a/speedup/${mode.key}/${n}`]] as [number, number])
     })),
-    note: `RPCs: strong/global, one create at a time per client; decoupled: invisible/local (create), weak/local (create+merge); commit ${commit}`
+    marks: [
+      { name: 'target: create ≥ 100× RPCs', x: most, y: 100 * rpcs, series: series('create') },
+      { name: 'target: create+merge ≥ 10× RPCs', x: most, y: 10 * rpcs, series: series('merge') }
+    ],
+    note: [
+      `at ${most} clients: create ${versus(m[`fig6a/vs rpcs/create/${most}`], '>=', 100, '× RPCs')}; create+merge ${versus(m[`fig6a/vs rpcs/merge/${most}`], '>=', 10, '× RPCs')}`,
+      `RPCs: strong/global, one create at a time per client; decoupled: invisible/local (create), weak/local (create+merge); commit ${commit}`
+    ]
   })
 }
 
@@ -91,7 +114,7 @@ function fig6c (m: Medians, creates: unknown, commit: string): string {
       title: '',
       bars: intervals.map(i => ({ label: `sync_interval ${i}`, value: m[`fig6c/slowdown/${i}`], text: `${Number(m[`fig6c/slowdown/${i}`].toPrecision(3))}×`, color: COLORS[i === 'off' ? 7 : 0] }))
     }],
-    note: `1 client, weak/local, ${String(creates)} creates one at a time; commit ${commit}`
+    note: `1 client, weak/local, ${count(creates)} creates one at a time; commit ${commit}`
   })
 }
 
@@ -103,10 +126,14 @@ function untar (m: Medians, members: unknown, commit: string): string {
     { label: 'strong/global', value: m['untar/strong'], color: COLORS[0] }
   ].map(b => ({ ...b, text: `${Number(b.value.toPrecision(3))} s` }))
   return barChart({
-    title: `untar of ${String(members)} linux-source members through client mounts`,
+    title: `untar of ${count(members)} linux-source members through client mounts`,
     yLabel: 'seconds',
     panels: [{ title: '', bars }],
-    note: `tar -xf into a subtree of a cudele serve client mount (one mount per subtree), and into tmpfs; commit ${commit}`
+    lines: [{ value: 1.5 * m['untar/weak'], label: 'target: strong/global ≥ 1.5 × weak/local' }],
+    note: [
+      `strong/global ÷ weak/local: ${versus(m['untar/strong ÷ weak'], '>=', 1.5, '×')}; including the merge: ${count(Number(m['untar/strong ÷ weak+sync'].toPrecision(3)))}×`,
+      `tar -xf into a subtree of a cudele serve client mount (one mount per subtree), and into tmpfs; commit ${commit}`
+    ]
   })
 }
 

@@ -21,8 +21,19 @@ export interface LineChart {
   logY?: boolean
   /** x values to label (default: every x of the series). */
   xTicks?: number[]
-  /** A line of small print under the plot (what was measured, where). */
-  note?: string
+  /** Targets drawn as hollow markers, each named in the legend. */
+  marks?: Mark[]
+  /** Small print under the plot (what was measured, where), one string per line. */
+  note?: string | string[]
+}
+
+/** A target point of a line chart (e.g. "at 20 clients, 100× the RPC curve"). */
+export interface Mark {
+  name: string
+  x: number
+  y: number
+  /** The series whose color the marker takes. */
+  series?: number
 }
 
 export interface Bar {
@@ -45,7 +56,9 @@ export interface BarChart {
   logY?: boolean
   /** A horizontal reference line (e.g. 1 for "same as the baseline"). */
   reference?: number
-  note?: string
+  /** Named horizontal lines (targets), labelled at the right end. */
+  lines?: Array<{ value: number, label: string }>
+  note?: string | string[]
 }
 
 interface Scale {
@@ -102,15 +115,37 @@ function yScale (values: number[], logY: boolean, y0: number, y1: number): Scale
   return logY ? logScale(lo, hi, y0, y1) : linearScale(lo, hi, y0, y1)
 }
 
-function frame (width: number, height: number, title: string, body: string[], note?: string): string {
+const NOTE_LINE = 14
+
+/** The note's lines, each wrapped at spaces to fit the image (10 px text: about 5.6 px a character). */
+function noteLines (note: string | string[] | undefined, width: number): string[] {
+  const max = Math.floor((width - 20) / 5.6)
+  const out: string[] = []
+  for (const para of note === undefined ? [] : typeof note === 'string' ? [note] : note) {
+    let line = ''
+    for (const word of para.split(' ')) {
+      if (line !== '' && line.length + 1 + word.length > max) {
+        out.push(line)
+        line = word
+      } else line = line === '' ? word : `${line} ${word}`
+    }
+    out.push(line)
+  }
+  return out
+}
+
+/** The chart with its title and, under height, the note's lines (the image grows to hold them). */
+function frame (width: number, height: number, title: string, body: string[], note?: string | string[]): string {
+  const lines = noteLines(note, width)
+  const total = height + Math.max(0, lines.length - 1) * NOTE_LINE
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} font-size="12">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}" viewBox="0 0 ${width} ${total}" ${FONT} font-size="12">`,
+    `<rect width="${width}" height="${total}" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`,
     ...body,
-    note ? `<text x="10" y="${height - 8}" font-size="10" fill="#555">${esc(note)}</text>` : '',
+    ...lines.map((l, i) => `<text x="10" y="${height - 8 + i * NOTE_LINE}" font-size="10" fill="#555">${esc(l)}</text>`),
     '</svg>'
-  ].filter(s => s !== '').join('\n') + '\n'
+  ].join('\n') + '\n'
 }
 
 /** The y axis: grid lines, tick labels and the axis label, for a plot area from (x0, top) to (x1, bottom). */
@@ -129,17 +164,17 @@ function yAxis (s: Scale, x0: number, x1: number, label: string, top: number, bo
 }
 
 export function lineChart (c: LineChart): string {
-  const width = 640
+  const width = 740
   const height = 420
   const left = 70
-  const right = 170
+  const right = 240
   const top = 40
   const bottom = height - 70
   const xs = [...new Set(c.series.flatMap(s => s.points.map(p => p[0])))].sort((a, b) => a - b)
   const xMin = Math.min(...xs)
   const xMax = Math.max(...xs)
   const xAt = (v: number): number => left + (xMax === xMin ? 0.5 : (v - xMin) / (xMax - xMin)) * (width - left - right)
-  const y = yScale(c.series.flatMap(s => s.points.map(p => p[1])), c.logY ?? false, bottom, top)
+  const y = yScale([...c.series.flatMap(s => s.points.map(p => p[1])), ...(c.marks ?? []).map(m => m.y)], c.logY ?? false, bottom, top)
   const body = yAxis(y, left, width - right, c.yLabel, top, bottom)
   body.push(`<line x1="${left}" y1="${bottom}" x2="${width - right}" y2="${bottom}" stroke="black"/>`)
   for (const x of c.xTicks ?? xs) {
@@ -156,6 +191,16 @@ export function lineChart (c: LineChart): string {
     body.push(`<line x1="${width - right + 12}" y1="${ly}" x2="${width - right + 36}" y2="${ly}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`)
     body.push(`<text x="${width - right + 42}" y="${ly + 4}">${esc(s.name)}</text>`)
   })
+  // Targets: hollow triangles, in the legend under the series.
+  const marks = (c.marks ?? []).filter(m => Number.isFinite(m.y) && (!c.logY || m.y > 0))
+  marks.forEach((m, i) => {
+    const color = COLORS[(m.series ?? 0) % COLORS.length]
+    const tri = (x: number, yy: number): string => `${x.toFixed(1)},${(yy - 6).toFixed(1)} ${(x - 6).toFixed(1)},${(yy + 5).toFixed(1)} ${(x + 6).toFixed(1)},${(yy + 5).toFixed(1)}`
+    body.push(`<polygon points="${tri(xAt(m.x), y.at(m.y))}" fill="white" stroke="${color}" stroke-width="2"><title>${esc(`${m.name}: ${shortNumber(m.y)}`)}</title></polygon>`)
+    const ly = top + 10 + (c.series.length + i) * 20 + 10
+    body.push(`<polygon points="${tri(width - right + 24, ly)}" fill="white" stroke="${color}" stroke-width="2"/>`)
+    body.push(`<text x="${width - right + 42}" y="${ly + 4}" font-size="11">${esc(m.name)}</text>`)
+  })
   return frame(width, height, c.title, body, c.note)
 }
 
@@ -169,9 +214,12 @@ export function barChart (c: BarChart): string {
   const labelSpace = Math.min(140, 6.2 * Math.max(0, ...c.panels.flatMap(p => p.bars.map(b => b.label.length))))
   const height = bottom + labelSpace + 40
   const widths = c.panels.map(p => Math.max(1, p.bars.length) * slot)
-  const width = Math.max(420, Math.ceil(c.title.length * 8.6) + 20, left + widths.reduce((a, b) => a + b, 0) + gap * (c.panels.length - 1) + 20)
+  // Room for the title (15 px bold: about 9.5 px a character) and, right of the bars, for the labels of the lines.
+  const lineLabels = Math.max(0, ...(c.lines ?? []).map(l => 6.5 * l.label.length + 20))
+  const width = Math.ceil(Math.max(420, c.title.length * 9.5 + 20, left + widths.reduce((a, b) => a + b, 0) + gap * (c.panels.length - 1) + 20 + lineLabels))
   const values = c.panels.flatMap(p => p.bars.map(b => b.value))
   if (c.reference !== undefined) values.push(c.reference)
+  for (const l of c.lines ?? []) values.push(l.value)
   const y = yScale(values, c.logY ?? false, bottom, top)
   const body = yAxis(y, left, width - 10, c.yLabel, top, bottom)
   const base = c.logY ? bottom : y.at(0)
@@ -194,6 +242,12 @@ export function barChart (c: BarChart): string {
   if (c.reference !== undefined) {
     const ry = y.at(c.reference).toFixed(1)
     body.push(`<line x1="${left}" y1="${ry}" x2="${width - 10}" y2="${ry}" stroke="#444" stroke-dasharray="4 3"/>`)
+  }
+  for (const l of c.lines ?? []) {
+    if (!Number.isFinite(l.value) || (c.logY === true && l.value <= 0)) continue
+    const ly = y.at(l.value)
+    body.push(`<line x1="${left}" y1="${ly.toFixed(1)}" x2="${width - 10}" y2="${ly.toFixed(1)}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="8 4"/>`)
+    body.push(`<text x="${width - 12}" y="${(ly - 5).toFixed(1)}" text-anchor="end" font-size="11" fill="#d62728">${esc(l.label)}</text>`)
   }
   return frame(width, height, c.title, body, c.note)
 }
