@@ -333,6 +333,7 @@ static void deliver_request (cf_session *s, napi_env env, cf_record *r)
       a[n++] = num(env, (double)r->off);
       a[n++] = fh_or_null(env, r);
       a[n++] = u32(env, r->flags);
+      a[n++] = caller(env, r);
       break;
     case OP_FLUSH:
     case OP_RELEASEDIR:

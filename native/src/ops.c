@@ -368,6 +368,8 @@ static void op_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
       r->off = (uint64_t)off;
       r->flags = (uint32_t)fi->flags;
       rec_fh(r, fi);
+      /* Who writes decides whether the setgid bit goes (see the client). */
+      rec_caller(r, req);
     }
   }
   send(SESSION(req), req, r);

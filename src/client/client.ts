@@ -3,13 +3,14 @@
 // writes, striped reads) and asks the MDS for everything else.
 
 import { fsError } from '../common/errors'
-import { compareTs, now, type Timespec } from '../common/time'
+import { compareTs, now, relatimeDue, type Timespec } from '../common/time'
 import { dataObject, dataObjectPrefix, parseDataObject, STRIPE_BYTES } from '../mds/layout'
 import { type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type SetAttr, S_IFREG } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
 import type { ClientBackend } from './backend'
 import { FileData } from './filedata'
+import { mayDropSgid, modeAfterChange } from './killpriv'
 
 export interface ClientOptions {
   /** Flush all files once this much written data is buffered. */
@@ -28,6 +29,7 @@ export const DEFAULT_CLIENT_OPTIONS: ClientOptions = {
 
 const O_ACCMODE = 3
 const O_RDONLY = 0
+const O_WRONLY = 1
 const O_TRUNC = 0o1000
 
 interface Handle {
@@ -36,6 +38,16 @@ interface Handle {
   file: FileData | null
   /** Written through this handle (close then tells the backend: policies.yml is checked then). */
   wrote: boolean
+  /** The first read through this handle moves atime (relatime said so at open). */
+  atimeDue: boolean
+  /** The writer (pid) for whom the setgid bit was last checked (killpriv.ts). */
+  sgidCheckedFor: number
+}
+
+/** Which accesses move atime (the mount's noatime / nodiratime turn them off). */
+export interface AtimeUpdates {
+  files: boolean
+  dirs: boolean
 }
 
 export class Client {
@@ -50,6 +62,8 @@ export class Client {
 
   /** Drop what the kernel caches of an inode (set by the FUSE adapter). */
   onInvalidate: ((ino: Ino) => void) | null = null
+  /** relatime by default; a mount with noatime or nodiratime turns updates off. */
+  atime: AtimeUpdates = { files: true, dirs: true }
 
   constructor (readonly backend: ClientBackend, private readonly options: ClientOptions = DEFAULT_CLIENT_OPTIONS) {
     backend.setCapListener({ revoke: (ino, bits) => this.revoke(ino, bits) })
@@ -77,6 +91,10 @@ export class Client {
       if (this.sizeIsLocal(f)) out.size = f.size
       else f.size = attr.size
     }
+    f.mode = attr.mode
+    f.gid = attr.gid
+    // Buffered data counts (like delayed allocation) until its commit counts it.
+    if (f.dirtyBytes > 0) out.blocks = Math.min(attr.blocks + Math.ceil(f.dirtyBytes / 4096) * 8, Math.max(attr.blocks, Math.ceil(out.size / 4096) * 8))
     if (f.mtime) {
       out.mtime = f.mtime
       // A metadata change after the last buffered write keeps its later ctime.
@@ -94,7 +112,13 @@ export class Client {
     return this.withLocal(await this.backend.getattr(ino))
   }
 
-  async setattr (ino: Ino, change: SetAttr): Promise<Attr> {
+  async setattr (ino: Ino, change: SetAttr, caller?: Caller): Promise<Attr> {
+    if (caller && change.mode === undefined && (change.uid !== undefined || change.gid !== undefined)) {
+      // chown by someone outside the file's group drops setgid (as the size change below does).
+      const a = await this.getattr(ino)
+      const mode = await this.sgidKept(a, caller)
+      if (mode !== undefined) change = { ...change, mode }
+    }
     if (change.size === undefined) {
       // Times set explicitly (tar and cp -a set them before close) must win over
       // the write time that buffered writes carry: commit those writes first.
@@ -107,7 +131,31 @@ export class Client {
     const current = await this.getattr(ino)
     if (isDir(current.mode)) throw fsError('EISDIR', 'cannot truncate a directory')
     if (!isReg(current.mode)) throw fsError('EINVAL', 'only regular files can be truncated')
+    if (change.mode === undefined) {
+      const mode = await this.sgidKept(current, caller)
+      if (mode !== undefined) change = { ...change, mode }
+    }
     return this.truncate(ino, current.size, change)
+  }
+
+  /**
+   * A write, truncate or chown by caller: the mode without S_ISGID if Linux
+   * drops it there and the kernel leaves it to us (killpriv.ts); undefined: no change.
+   */
+  private async sgidKept (attr: Attr, caller: Caller | undefined): Promise<number | undefined> {
+    if (!isReg(attr.mode) || !mayDropSgid(attr.mode, attr.gid, caller)) return undefined
+    const mode = await modeAfterChange(attr.mode, attr.gid, caller)
+    return mode === attr.mode ? undefined : mode & 0o7777
+  }
+
+  /** Before a write by caller: drop the file's setgid bit if that write must (checked once per handle and writer). */
+  private async dropSgidForWrite (h: Handle, f: FileData, caller: Caller): Promise<void> {
+    h.sgidCheckedFor = caller.pid
+    const mode = await this.sgidKept(await this.getattr(h.ino), caller)
+    if (mode === undefined) return
+    const a = await this.backend.setattr(h.ino, { mode, ctime: now() })
+    f.mode = a.mode
+    this.onInvalidate?.(h.ino)
   }
 
   /** Change a file's size: cut buffered and stored data past it, then commit the size with those cuts. */
@@ -223,9 +271,15 @@ export class Client {
 
   private newHandle (attr: Attr, flags: number): number {
     const file = isReg(attr.mode) ? this.fileFor(attr.ino, attr.size) : null
-    if (file) file.refs++
+    if (file) {
+      file.refs++
+      file.mode = attr.mode
+      file.gid = attr.gid
+    }
     const fh = this.nextFh++
-    this.handles.set(fh, { ino: attr.ino, flags, file, wrote: false })
+    const readable = (flags & O_ACCMODE) !== O_WRONLY
+    const atimeDue = file !== null && readable && this.atime.files && relatimeDue(attr, now())
+    this.handles.set(fh, { ino: attr.ino, flags, file, wrote: false, atimeDue, sgidCheckedFor: 0 })
     return fh
   }
 
@@ -243,14 +297,15 @@ export class Client {
     return { attr, fh }
   }
 
-  async open (ino: Ino, flags: number): Promise<{ attr: Attr, fh: number }> {
+  async open (ino: Ino, flags: number, caller?: Caller): Promise<{ attr: Attr, fh: number }> {
     const r = await this.backend.openFile(ino, flags)
     let attr = this.withLocal(r.attr)
     try {
       // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC
       // too); the kernel has already checked write permission for it.
       if ((flags & O_TRUNC) && isReg(attr.mode)) {
-        attr = await this.truncate(ino, attr.size, { size: 0 })
+        const mode = await this.sgidKept(attr, caller)
+        attr = await this.truncate(ino, attr.size, mode === undefined ? { size: 0 } : { size: 0, mode })
       }
     } catch (err) {
       await this.backend.release(ino)
@@ -303,8 +358,32 @@ export class Client {
     if (bits & CAP_CACHE) this.onInvalidate?.(ino)
   }
 
+  /** May the kernel keep its cached pages of this open file? Not when the next read must reach us to move atime. */
+  keepsCache (fh: number): boolean {
+    return this.handles.get(fh)?.atimeDue !== true
+  }
+
+  /** Should a listing of this directory (attributes as opendir saw them) move its atime? */
+  listingMovesAtime (attr: Attr): boolean {
+    return this.atime.dirs && relatimeDue(attr, now())
+  }
+
+  /** A read or a listing happened: atime moves if relatime says so (the MDS decides with what it knows). */
+  async accessed (ino: Ino): Promise<void> {
+    await this.backend.setattr(ino, { relatime: true })
+  }
+
   async read (fh: number, offset: number, length: number): Promise<Buffer> {
     const h = this.handle(fh)
+    if (h.atimeDue) {
+      h.atimeDue = false
+      const [out] = await Promise.all([this.readHandle(h, offset, length), this.accessed(h.ino).catch(() => {})])
+      return out
+    }
+    return this.readHandle(h, offset, length)
+  }
+
+  private async readHandle (h: Handle, offset: number, length: number): Promise<Buffer> {
     const f = h.file ?? this.files.get(h.ino)
     let size = f ? f.size : (await this.backend.getattr(h.ino)).size
     // Past the size known here, another client may have written more since.
@@ -345,11 +424,12 @@ export class Client {
     return out
   }
 
-  async write (fh: number, offset: number, data: Buffer): Promise<number> {
+  async write (fh: number, offset: number, data: Buffer, caller?: Caller): Promise<number> {
     const h = this.handle(fh)
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsError('EBADF', 'file is not open for writing')
     const f = h.file
     if (!f) throw fsError('EINVAL', 'not a regular file')
+    if (mayDropSgid(f.mode, f.gid, caller) && h.sgidCheckedFor !== caller.pid) await this.dropSgidForWrite(h, f, caller)
     if (offset + data.length > Number.MAX_SAFE_INTEGER) throw fsError('EFBIG', 'write past the largest file size')
     if (this.inflightBytes > this.options.inflightLimitBytes) await this.waitForRoom()
     const before = f.dirtyBytes

@@ -32,6 +32,9 @@ export class FileData {
   refs = 0
   /** Size including buffered writes. */
   size: number
+  /** Mode and group as last seen (a write checks them for the setgid bit). */
+  mode = 0
+  gid = 0
   /** Times of the last buffered write, to report with the data. */
   mtime: Timespec | null = null
   private extents: Extent[] = []

@@ -37,3 +37,14 @@ export function now (): Timespec {
 export function compareTs (a: Timespec, b: Timespec): number {
   return a.s !== b.s ? a.s - b.s : a.ns - b.ns
 }
+
+const RELATIME_MAX_AGE_S = 24 * 60 * 60
+
+/**
+ * relatime: does a read (or a directory listing) move atime? Only when atime
+ * is not later than mtime or ctime, or is a day old; so a file read over and
+ * over changes (and journals) nothing.
+ */
+export function relatimeDue (t: { atime: Timespec, mtime: Timespec, ctime: Timespec }, at: Timespec): boolean {
+  return compareTs(t.atime, t.mtime) <= 0 || compareTs(t.atime, t.ctime) <= 0 || at.s - t.atime.s >= RELATIME_MAX_AGE_S
+}

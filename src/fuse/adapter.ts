@@ -36,6 +36,8 @@ interface DirHandle {
   pageStart: number
   /** The listing has no entries after this page. */
   done: boolean
+  /** The first listing moves the directory's atime (relatime said so at opendir). */
+  atimeDue: boolean
 }
 
 export class FuseAdapter {
@@ -72,7 +74,7 @@ export class FuseAdapter {
     t[ATTR.gid] = a.gid
     t[ATTR.rdev] = a.rdev
     t[ATTR.size] = a.size
-    t[ATTR.blocks] = Math.ceil(a.size / 4096) * 8
+    t[ATTR.blocks] = a.blocks
     t[ATTR.atimeSec] = a.atime.s
     t[ATTR.atimeNsec] = a.atime.ns
     t[ATTR.mtimeSec] = a.mtime.s
@@ -88,8 +90,9 @@ export class FuseAdapter {
     this.s().replyEntry(req, this.opts.entryTimeout, this.opts.attrTimeout)
   }
 
-  private openFlags (): number {
-    return this.opts.keepCache ? OPEN.KEEP_CACHE : 0
+  private openFlags (fh: number): number {
+    // A file whose next read moves atime must not be read from the page cache.
+    return this.opts.keepCache && this.client.keepsCache(fh) ? OPEN.KEEP_CACHE : 0
   }
 
   private makeHandlers (): Handlers {
@@ -111,7 +114,7 @@ export class FuseAdapter {
       getattr: (req, ino) => {
         c.getattr(ino).then(a => { this.fill(a); this.s().replyAttr(req, this.opts.attrTimeout) }, err(req))
       },
-      setattr: (req, ino, toSet, mode, uid, gid, size, atimeSec, atimeNsec, mtimeSec, mtimeNsec) => {
+      setattr: (req, ino, toSet, mode, uid, gid, size, atimeSec, atimeNsec, mtimeSec, mtimeNsec, _fh, caller) => {
         const change: SetAttr = {}
         if (toSet & SET_ATTR.MODE) change.mode = mode
         if (toSet & SET_ATTR.UID) change.uid = uid
@@ -121,7 +124,7 @@ export class FuseAdapter {
         else if (toSet & SET_ATTR.ATIME) change.atime = { s: atimeSec, ns: atimeNsec }
         if (toSet & SET_ATTR.MTIME_NOW) change.mtime = 'now'
         else if (toSet & SET_ATTR.MTIME) change.mtime = { s: mtimeSec, ns: mtimeNsec }
-        c.setattr(ino, change).then(a => { this.fill(a); this.s().replyAttr(req, this.opts.attrTimeout) }, err(req))
+        c.setattr(ino, change, caller).then(a => { this.fill(a); this.s().replyAttr(req, this.opts.attrTimeout) }, err(req))
       },
       readlink: (req, ino) => {
         c.readlink(ino).then(t => { this.s().replyReadlink(req, t) }, err(req))
@@ -143,20 +146,20 @@ export class FuseAdapter {
       link: (req, ino, newParent, newName) => {
         c.link(ino, newParent, newName).then(a => this.entry(req, a), err(req))
       },
-      open: (req, ino, flags) => {
-        c.open(ino, flags).then(({ fh }) => { this.s().replyOpen(req, fh, this.openFlags()) }, err(req))
+      open: (req, ino, flags, caller) => {
+        c.open(ino, flags, caller).then(({ fh }) => { this.s().replyOpen(req, fh, this.openFlags(fh)) }, err(req))
       },
       create: (req, parent, name, mode, flags, caller: Caller) => {
         c.create(parent, name, mode, flags, caller).then(({ attr, fh }) => {
           this.fill(attr)
-          this.s().replyCreate(req, this.opts.entryTimeout, this.opts.attrTimeout, fh, this.openFlags())
+          this.s().replyCreate(req, this.opts.entryTimeout, this.opts.attrTimeout, fh, this.openFlags(fh))
         }, err(req))
       },
       read: (req, _ino, size, offset, fh) => {
         c.read(fh, offset, size).then(buf => { this.s().replyBuf(req, buf) }, err(req))
       },
-      write: (req, _ino, data, offset, fh) => {
-        c.write(fh, offset, data).then(n => { this.s().replyWrite(req, n) }, err(req))
+      write: (req, _ino, data, offset, fh, _flags, caller) => {
+        c.write(fh, offset, data, caller).then(n => { this.s().replyWrite(req, n) }, err(req))
       },
       flush: (req, _ino, fh) => { c.flush(fh).then(ok(req), err(req)) },
       release: (req, _ino, fh) => { c.release(fh).then(ok(req), err(req)) },
@@ -171,7 +174,7 @@ export class FuseAdapter {
           // releasedir (fstat and readdir of it keep working), not purged under it.
           await c.backend.open(ino)
           const dh = this.nextDh++
-          this.dirs.set(dh, { ino, page: [], pageStart: 0, done: false })
+          this.dirs.set(dh, { ino, page: [], pageStart: 0, done: false, atimeDue: c.listingMovesAtime(a) })
           this.s().replyOpen(req, dh, 0)
         }).catch(err(req))
       },
@@ -230,6 +233,10 @@ export class FuseAdapter {
   private async readdir (dh: number, ino: Ino, size: number, offset: number): Promise<DirEntry[]> {
     const h = this.dirs.get(dh)
     if (!h) throw fsError('EBADF', `no open directory handle ${dh}`)
+    if (h.atimeDue) {
+      h.atimeDue = false
+      await this.client.accessed(ino).catch(() => {})
+    }
     const want = Math.max(1, Math.floor(size / 32))
     const out: DirEntry[] = []
     let pos = offset

@@ -66,6 +66,9 @@ export class FuseMount {
     if (cfg.allowOther) options.push('allow_other')
     if (cfg.autoUnmount) options.push('auto_unmount')
     if (cfg.options) options.push(...cfg.options)
+    // The kernel leaves atime to us; the mount's options say which accesses move it.
+    const given = new Set(options.flatMap(o => o.split(',')))
+    client.atime = { files: !given.has('noatime'), dirs: !given.has('noatime') && !given.has('nodiratime') }
     const mountpoint = path.resolve(cfg.mountpoint)
     const session = binding.mount(mountpoint, { options, maxWrite: cfg.maxWrite ?? 1024 * 1024 }, adapter.handlers, attr)
     adapter.session = session

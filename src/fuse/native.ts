@@ -113,7 +113,8 @@ export interface Handlers {
    * data is a copy owned by JS (the native side does not reuse it; it may be
    * kept without copying). flags are the file's open flags.
    */
-  write (req: ReqId, ino: number, data: Buffer, offset: number, fh: number, flags: number): void
+  /** caller: who writes (the client clears setgid bits the kernel leaves). */
+  write (req: ReqId, ino: number, data: Buffer, offset: number, fh: number, flags: number, caller: Caller): void
   flush (req: ReqId, ino: number, fh: number): void
   release (req: ReqId, ino: number, fh: number, flags: number): void
   fsync (req: ReqId, ino: number, datasync: boolean, fh: number): void
@@ -150,7 +151,8 @@ export interface Handlers {
 
 /**
  * Besides these, the mount always asks for async reads and atomic O_TRUNC, and
- * leaves the umask and clearing setuid/setgid bits on write to the kernel.
+ * leaves the umask and clearing setuid/setgid bits on write to the kernel (but
+ * for one case the client handles: src/client/killpriv.ts).
  */
 export interface MountOptions {
   /**

@@ -10,7 +10,7 @@
 
 import { now } from '../common/time'
 import { EventType, SA, type Event, type LinkEvent, type MknodEvent, type RenameEvent, type SetAttrEvent } from './events'
-import type { Inode } from './inode'
+import { type Inode, UNKNOWN_BLOCKS } from './inode'
 import type { Namespace } from './namespace'
 import { type Ino, isDir, isLnk, RENAME_EXCHANGE, S_IFMT } from './types'
 import type { Timespec } from '../common/time'
@@ -93,7 +93,8 @@ function applyMknod (ns: Namespace, ev: MknodEvent): boolean {
     parent: dir ? ev.parent : 0,
     nentries: 0,
     target: ev.target,
-    xattrs: null
+    xattrs: null,
+    blocks: 0
   }
   ns.cache.dirtyInode(inode)
   ns.cache.setDentry(ev.parent, ev.name, ev.ino, ev.mode & S_IFMT)
@@ -206,6 +207,7 @@ function applySetAttr (ns: Namespace, ev: SetAttrEvent): boolean {
   if (ev.mask & SA.SIZE) inode.size = ev.size
   if (ev.mask & SA.ATIME) inode.atime = ev.atime
   if (ev.mask & SA.MTIME) inode.mtime = ev.mtime
+  if (ev.mask & SA.BLOCKS) inode.blocks = ev.blocks ?? UNKNOWN_BLOCKS
   inode.ctime = ev.ctime
   ns.cache.dirtyInode(inode)
   return true

@@ -33,7 +33,9 @@ export const SA = {
   GID: 4,
   SIZE: 8,
   ATIME: 16,
-  MTIME: 32
+  MTIME: 32,
+  /** The data's block count (a data commit); absent from events written before it existed. */
+  BLOCKS: 64
 } as const
 
 export interface MknodEvent {
@@ -87,6 +89,8 @@ export interface SetAttrEvent {
   size: number
   atime: Timespec
   mtime: Timespec
+  /** With SA.BLOCKS: the new block count, UNKNOWN_BLOCKS (-1) when not counted. */
+  blocks?: number
   /** The change time: always set. */
   ctime: Timespec
 }
@@ -188,6 +192,8 @@ export function encodeEvent (enc: Encoder, ev: Event): void {
       if (ev.mask & SA.SIZE) enc.uint(ev.size)
       if (ev.mask & SA.ATIME) ts(enc, ev.atime)
       if (ev.mask & SA.MTIME) ts(enc, ev.mtime)
+      // +1: 0 stands for "not counted".
+      if (ev.mask & SA.BLOCKS) enc.uint((ev.blocks ?? -1) + 1)
       ts(enc, ev.ctime)
       break
     case EventType.SetXattr:
@@ -247,6 +253,10 @@ export function decodeEvent (d: Decoder): Event {
       const size = mask & SA.SIZE ? d.uint() : 0
       const atime = mask & SA.ATIME ? readTs(d) : ZERO
       const mtime = mask & SA.MTIME ? readTs(d) : ZERO
+      if (mask & SA.BLOCKS) {
+        const blocks = d.uint() - 1
+        return { type, ino, mask, mode, uid, gid, size, atime, mtime, blocks, ctime: readTs(d) }
+      }
       return { type, ino, mask, mode, uid, gid, size, atime, mtime, ctime: readTs(d) }
     }
     case EventType.SetXattr: {

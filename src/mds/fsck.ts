@@ -12,6 +12,7 @@
 //     (pending removal); any other is an orphan;
 //   - data objects belong to live regular files (or strays) and lie within
 //     the file's size; metadata objects are ones cudele knows;
+//   - a file's block count (st_blocks) is what its data objects hold;
 //   - the journal decodes and replays cleanly.
 // Repair works on a trimmed store (the journal folded in first) and writes
 // fixes directly: dangling dentries removed, counts corrected, orphan inodes
@@ -20,7 +21,7 @@
 import { keyToU64, nameToBytes, u64Key } from '../common/codec'
 import type { ObjectWrite } from '../store/types'
 import { encodeDentry } from './dentry'
-import { encodeInode, type Inode } from './inode'
+import { encodeInode, type Inode, objectBlocks } from './inode'
 import {
   DATA_POOL, dirObject, FORMAT_OBJECT, INODES_PER_SHARD, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
   METADATA_POOL, parseDataObject, parseJournalObject, SESSIONS_OBJECT, STRAY_OBJECT, STRIPE_BYTES, CLAIMS_OBJECT
@@ -31,7 +32,7 @@ import { type Ino, isDir, isReg, ROOT_INO, S_IFMT } from './types'
 
 export interface FsckProblem {
   kind: 'dangling-dentry' | 'type-mismatch' | 'dir-multiply-linked' | 'dir-parent' | 'dir-nlink' | 'dir-nentries' |
-  'nlink' | 'orphan-inode' | 'stray-with-links' | 'orphan-data' | 'data-beyond-size' | 'orphan-object' | 'journal' | 'missing-root'
+  'nlink' | 'orphan-inode' | 'stray-with-links' | 'orphan-data' | 'data-beyond-size' | 'blocks' | 'orphan-object' | 'journal' | 'missing-root'
   message: string
   /** The store writes that fix it (repair). */
   fix: ObjectWrite[]
@@ -154,7 +155,11 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
     if (!isDir(inode.mode) && inode.nlink !== n) {
       problems.push({ kind: 'nlink', message: `inode ${ino} has nlink ${inode.nlink}, ${n} dentries point at it`, fix: [inodeFix({ ...inode, nlink: n })] })
     }
+    if (inode.blocks > 0) countedBlocks.set(ino, inode)
   }
+  /** Files that count blocks (not 0, not unknown), and what their data objects hold. */
+  const countedBlocks = new Map<Ino, Inode>()
+  const storedBlocks = new Map<Ino, number>()
   const seenInodes = new Set<Ino>()
   for (const [ino, inode] of cache.unstoredInodes()) {
     seenInodes.add(ino)
@@ -190,6 +195,9 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
       }
       const st = store.statSync(DATA_POOL, name)
       const objEnd = p.stripe * STRIPE_BYTES + (st?.size ?? 0)
+      // What the object holds once a repair has cut what lies past the size.
+      const kept = Math.max(0, Math.min(st?.size ?? 0, inode.size - p.stripe * STRIPE_BYTES))
+      if (inode.blocks >= 0) storedBlocks.set(p.ino, (storedBlocks.get(p.ino) ?? 0) + objectBlocks(kept))
       if (objEnd > inode.size) {
         const keep = inode.size - p.stripe * STRIPE_BYTES
         problems.push({
@@ -201,6 +209,20 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
     }
     if (names.length < PAGE) break
     after = names[names.length - 1]
+  }
+  const checkBlocks = (inode: Inode): void => {
+    const stored = storedBlocks.get(inode.ino) ?? 0
+    if (inode.blocks === stored) return
+    problems.push({
+      kind: 'blocks',
+      message: `inode ${inode.ino} counts ${inode.blocks} blocks, its data objects hold ${stored}`,
+      fix: [inodeFix({ ...inode, blocks: stored })]
+    })
+  }
+  for (const inode of countedBlocks.values()) checkBlocks(inode)
+  for (const ino of storedBlocks.keys()) {
+    const inode = cache.getInode(ino)
+    if (inode && inode.blocks === 0 && (links.get(ino) ?? 0) > 0) checkBlocks(inode)
   }
 
   // Metadata objects cudele does not know.

@@ -7,7 +7,7 @@
 
 import { Decoder, Encoder } from '../common/codec'
 import type { Timespec } from '../common/time'
-import { type Attr, type Ino, isDir, isLnk } from './types'
+import { type Attr, type Ino, isDir, isLnk, isReg } from './types'
 
 export interface Inode {
   ino: Ino
@@ -28,23 +28,49 @@ export interface Inode {
   target: string
   /** Extended attributes, null when none. */
   xattrs: Map<string, Buffer> | null
+  /**
+   * Regular files: 512-byte blocks its data objects hold (each object's length
+   * rounded up to 4 KiB), what stat's st_blocks and du report. UNKNOWN_BLOCKS
+   * when not counted (records from before the count, or changed where the store
+   * could not be asked); the next data commit counts it again.
+   */
+  blocks: number
 }
 
-const RECORD_VERSION = 1
+export const UNKNOWN_BLOCKS = -1
+
+/** st_blocks of a data object of `bytes` bytes: 4 KiB pages, in 512-byte units. */
+export function objectBlocks (bytes: number): number {
+  return Math.ceil(bytes / 4096) * 8
+}
+
+/** What stat reports: the count, or (not counted) the blocks the size would cover. */
+export function reportedBlocks (inode: { blocks: number, size: number }): number {
+  return inode.blocks >= 0 ? inode.blocks : objectBlocks(inode.size)
+}
+
+/** Version 2 added the block count; version 1 records (no count) still decode. */
+const RECORD_VERSION = 2
+const RECORD_VERSION_UNCOUNTED = 1
 const HAS_XATTRS = 1
 const HAS_RDEV = 2
+const HAS_BLOCKS = 4
+const BLOCKS_UNKNOWN = 8
 
 export function encodeInode (inode: Inode, enc = new Encoder(64)): Buffer {
   enc.reset()
   let flags = 0
   if (inode.xattrs && inode.xattrs.size > 0) flags |= HAS_XATTRS
   if (inode.rdev !== 0) flags |= HAS_RDEV
+  if (inode.blocks > 0) flags |= HAS_BLOCKS
+  else if (inode.blocks < 0) flags |= BLOCKS_UNKNOWN
   enc.u8(RECORD_VERSION).u8(flags)
     .uint(inode.mode).uint(inode.uid).uint(inode.gid).uint(inode.nlink).uint(inode.size)
     .sint(inode.atime.s).uint(inode.atime.ns)
     .sint(inode.mtime.s).uint(inode.mtime.ns)
     .sint(inode.ctime.s).uint(inode.ctime.ns)
   if (flags & HAS_RDEV) enc.uint(inode.rdev)
+  if (flags & HAS_BLOCKS) enc.uint(inode.blocks)
   if (isDir(inode.mode)) enc.uint(inode.parent).uint(inode.nentries)
   if (isLnk(inode.mode)) enc.str(inode.target)
   if (flags & HAS_XATTRS) {
@@ -58,7 +84,7 @@ export function encodeInode (inode: Inode, enc = new Encoder(64)): Buffer {
 export function decodeInode (ino: Ino, rec: Uint8Array): Inode {
   const d = new Decoder(rec)
   const version = d.u8()
-  if (version !== RECORD_VERSION) throw new RangeError(`inode ${ino}: unknown record version ${version}`)
+  if (version !== RECORD_VERSION && version !== RECORD_VERSION_UNCOUNTED) throw new RangeError(`inode ${ino}: unknown record version ${version}`)
   const flags = d.u8()
   const mode = d.uint()
   const inode: Inode = {
@@ -75,9 +101,13 @@ export function decodeInode (ino: Ino, rec: Uint8Array): Inode {
     parent: 0,
     nentries: 0,
     target: '',
-    xattrs: null
+    xattrs: null,
+    blocks: 0
   }
   if (flags & HAS_RDEV) inode.rdev = d.uint()
+  if (flags & HAS_BLOCKS) inode.blocks = d.uint()
+  else if (flags & BLOCKS_UNKNOWN) inode.blocks = UNKNOWN_BLOCKS
+  else if (version === RECORD_VERSION_UNCOUNTED && isReg(mode) && inode.size > 0) inode.blocks = UNKNOWN_BLOCKS
   if (isDir(mode)) {
     inode.parent = d.uint()
     inode.nentries = d.uint()
@@ -100,6 +130,7 @@ export function attrOf (inode: Inode): Attr {
     gid: inode.gid,
     rdev: inode.rdev,
     size: inode.size,
+    blocks: reportedBlocks(inode),
     atime: inode.atime,
     mtime: inode.mtime,
     ctime: inode.ctime

@@ -8,12 +8,13 @@
 
 import { fsError } from '../common/errors'
 import { Encoder } from '../common/codec'
-import { compareTs, now } from '../common/time'
+import { compareTs, now, relatimeDue } from '../common/time'
 import type { ObjectWrite } from '../store/types'
 import { applyEvent } from './apply'
 import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
 import { encodeEvent, EventType, SA, type Event, type SetAttrEvent } from './events'
-import { attrOf, type Inode } from './inode'
+import { BlockCounter } from './blocks'
+import { attrOf, type Inode, UNKNOWN_BLOCKS } from './inode'
 import type { Journal } from './journal'
 import { DATA_POOL, dataObjectPrefix, dirObject, INOTABLE_OBJECT, METADATA_POOL } from './layout'
 import { InoTable, Namespace, StraySet } from './namespace'
@@ -78,6 +79,8 @@ export class Mds implements MdsApi {
    */
   replayIno = 0
   private trimScheduled = false
+  /** Keeps each file's st_blocks as its data commits change it. */
+  private readonly blockCounter: BlockCounter
 
   constructor (
     readonly store: LocalStore,
@@ -87,6 +90,7 @@ export class Mds implements MdsApi {
     private readonly options: MdsOptions = DEFAULT_MDS_OPTIONS,
     private readonly readOnly = false
   ) {
+    this.blockCounter = new BlockCounter(store)
     const cache = new MetadataCache(store, options.cache)
     this.ns = new Namespace(cache, new InoTable(nextIno), new StraySet(), {
       linksGone: inode => { if (!this.opens.has(inode.ino)) this.purgeQueue.add(inode.ino) }
@@ -472,9 +476,25 @@ export class Mds implements MdsApi {
 
   setattr (ino: Ino, change: SetAttr): Attr {
     const inode = this.inode(ino)
-    const ev = this.setAttrEvent(inode, change)
+    const ev = change.relatime ? this.readAtimeEvent(inode) : this.setAttrEvent(inode, change)
+    if (ev && change.size !== undefined && isReg(inode.mode)) {
+      // A size change outside commitData (a decoupled subtree's data commit, whose
+      // objects this MDS does not see): the next data commit counts the blocks again.
+      ev.mask |= SA.BLOCKS
+      ev.blocks = UNKNOWN_BLOCKS
+    }
     if (ev) this.mutate(ev)
     return attrOf(inode)
+  }
+
+  /** A read or a listing: atime moves to now if relatime says it is due; ctime stays. */
+  private readAtimeEvent (inode: Inode): SetAttrEvent | null {
+    const time = now()
+    if (!relatimeDue(inode, time)) return null
+    return {
+      type: EventType.SetAttr, ino: inode.ino, mask: SA.ATIME, mode: 0, uid: 0, gid: 0, size: 0,
+      atime: time, mtime: time, ctime: inode.ctime
+    }
   }
 
   private setAttrEvent (inode: Inode, change: SetAttr): SetAttrEvent | null {
@@ -662,16 +682,24 @@ export class Mds implements MdsApi {
     // The change carries the time of the writes it commits; a metadata change
     // made while they were buffered (chmod, setxattr) has a later ctime, which stays.
     if (change.ctime !== undefined && compareTs(change.ctime, inode.ctime) < 0) change = { ...change, ctime: inode.ctime }
-    const ev = this.setAttrEvent(inode, change)
+    let ev = this.setAttrEvent(inode, change)
+    const counted = writes.length > 0 && isReg(inode.mode) ? this.blockCounter.commit(ino, inode.blocks, writes) : null
+    if (counted && counted.blocks !== inode.blocks) {
+      ev ??= { type: EventType.SetAttr, ino, mask: 0, mode: 0, uid: 0, gid: 0, size: 0, atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime }
+      ev.mask |= SA.BLOCKS
+      ev.blocks = counted.blocks
+    }
     if (this.unstreamed.has(ino)) {
       // The store has not seen this inode as it is now: the data goes with the trim that stores it.
       if (ev) this.mutate(ev)
       const committed = this.unstreamed.withTrim(writes, durable)
+      if (counted) committed.then(counted.settled, counted.settled)
       this.trimSoon()
       return { attr: attrOf(inode), committed }
     }
     if (ev) this.mutate(ev)
     const committed = this.journal.submit(writes, durable)
+    if (counted) committed.then(counted.settled, counted.settled)
     return { attr: attrOf(inode), committed }
   }
 

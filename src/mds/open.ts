@@ -37,7 +37,7 @@ export async function formatIfNew (store: LocalStore, opts: OpenMdsOptions): Pro
   const t = now()
   const root = {
     ino: ROOT_INO, mode: S_IFDIR | 0o755, uid: opts.rootUid ?? 0, gid: opts.rootGid ?? 0, nlink: 2, size: 0, rdev: 0,
-    atime: t, mtime: t, ctime: t, parent: ROOT_INO, nentries: 0, target: '', xattrs: null
+    atime: t, mtime: t, ctime: t, parent: ROOT_INO, nentries: 0, target: '', xattrs: null, blocks: 0
   }
   await store.submit([
     { pool: METADATA_POOL, name: inodeShardObject(ROOT_INO), ops: [{ op: 'omapSet', entries: [[u64Key(ROOT_INO), encodeInode(root)]] }] },

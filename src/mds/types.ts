@@ -35,6 +35,8 @@ export interface Attr {
   gid: number
   rdev: number
   size: number
+  /** 512-byte blocks the file's data takes in the store (st_blocks). */
+  blocks: number
   atime: Timespec
   mtime: Timespec
   ctime: Timespec
@@ -63,6 +65,11 @@ export interface SetAttr {
   mtime?: Timespec | 'now'
   /** Set by the client when a data write or truncate changed the file. */
   ctime?: Timespec
+  /**
+   * A read or a directory listing happened (nothing else in the change counts):
+   * atime moves to now if relatime says it is due, and ctime stays.
+   */
+  relatime?: boolean
 }
 
 export interface DirEntry {

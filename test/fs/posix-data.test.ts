@@ -199,13 +199,31 @@ out(res)
   assert.equal(await m.shOk(sh), `100\n${9 * MiB}\n0\n0\n${1024 * MiB}\n`)
 })
 
-test('st_blocks counts what a sparse file stores, not its size (du)', { todo: 'cudele reports ceil(size / 4096) * 8 blocks for every file, so du counts holes' }, async () => {
+test('st_blocks counts what a sparse file stores, not its size (du)', async () => {
   const r = await sameAsTmpfs(pair, 'blocks', `
 with open('sp', 'wb') as fh:
     fh.seek(1 << 30); fh.write(b'x')
-out(os.stat('sp').st_blocks * 512 < (1 << 20))
+res = {'sparse': os.stat('sp').st_blocks * 512 < (1 << 20)}
+blocks = lambda p: os.stat(p).st_blocks
+open('small', 'wb').write(b'x' * 10000); res['small'] = blocks('small')
+with open('small', 'r+b') as fh: fh.write(b'y' * 100)
+res['overwritten'] = blocks('small')
+os.truncate('small', 5000); res['shrunk'] = blocks('small')
+os.truncate('small', 1 << 20); res['grown by truncate'] = blocks('small')
+os.truncate('small', 0); res['emptied'] = blocks('small')
+with open('two', 'wb') as fh:
+    fh.write(b'a'); fh.seek(8 << 20); fh.write(b'b')
+res['two stripes'] = blocks('two')
+with open('big', 'wb') as fh:
+    for i in range(48): fh.write(b'z' * (128 << 10))
+res['big'] = blocks('big')
+os.truncate('big', 5 << 20); res['big shrunk'] = blocks('big')
+out(res)
 `)
-  assert.equal(r, true)
+  assert.deepEqual(r, {
+    sparse: true, small: 24, overwritten: 24, shrunk: 16, 'grown by truncate': 16, emptied: 0,
+    'two stripes': 16, big: 12288, 'big shrunk': 10240
+  })
 })
 
 test('ftruncate on an open descriptor, with buffered writes; data after shrink and grow is zeros', async () => {
