@@ -59,7 +59,8 @@ export async function main (argv: string[]): Promise<void> {
       .option('heartbeat', { type: 'number', describe: 'how often clients send heartbeats, ms (default 1000)' })
       .option('proposal-interval', { type: 'number', describe: 'monitor proposal batching interval, ms (default 1)' })
       .option('cache-inodes', { type: 'number', describe: 'inodes the MDS keeps in memory' })
-      .option('cache-dentries', { type: 'number', describe: 'dentries the MDS keeps in memory' }),
+      .option('cache-dentries', { type: 'number', describe: 'dentries the MDS keeps in memory' })
+      .option('trim-interval', { type: 'number', describe: 'how often the MDS writes its dirty metadata to the store, ms (default 1000); strong subtrees without stream (durability none/local) lose what a crash finds untrimmed' }),
     a => run(serveCommand({
       store: a.store,
       listen: a.listen,
@@ -70,7 +71,8 @@ export async function main (argv: string[]): Promise<void> {
       },
       proposalIntervalMs: a['proposal-interval'],
       cacheInodes: a['cache-inodes'],
-      cacheDentries: a['cache-dentries']
+      cacheDentries: a['cache-dentries'],
+      trimIntervalMs: a['trim-interval']
     })))
     .command('status', 'ranks, sessions, map epochs and the recent cluster log of a server', y => y
       .option('connect', { type: 'string', default: DEFAULT_ADDRESS, describe: 'server address' })

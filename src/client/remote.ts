@@ -436,18 +436,29 @@ export class RemoteBackend implements ClientBackend {
     this.conn.close('the client is done')
   }
 
-  /** Wait until every request is safe, then end the session. */
+  /**
+   * Wait until every request is safe (asking the server to store what it did
+   * not journal), then end the session. Requests still unsafe at the deadline
+   * stay in the request log, and the session is left to time out: ended, the
+   * server would forget which of them it did, and a replay would do them again.
+   */
   async close (): Promise<void> {
-    const deadline = performance.now() + 10_000
-    while (this.unsafeLive > 0 && performance.now() < deadline) {
-      await this.sync(false).catch(() => {})
-      if (this.unsafeLive > 0) await new Promise(resolve => setTimeout(resolve, 10))
-    }
+    await this.settle(10_000)
+    if (this.unsafeLive > 0 && this.keeper) return this.disconnect()
     this.closing = true
     if (this.heartbeat) clearInterval(this.heartbeat)
     // The log goes before the server forgets which requests it did: a replay of it would do them again.
-    if (this.keeper && this.unsafeLive === 0) await this.keeper.close().catch(() => {})
+    if (this.keeper) await this.keeper.close().catch(() => {})
     await this.conn.call('session.close', []).catch(() => {})
     this.conn.close('the client is done')
+  }
+
+  /** Wait up to ms until every request is safe; the server stores what it did not journal at once. */
+  async settle (ms: number): Promise<void> {
+    const deadline = performance.now() + ms
+    while (this.unsafeLive > 0 && performance.now() < deadline) {
+      await this.query('sync', [false, true]).catch(() => {})
+      if (this.unsafeLive > 0) await new Promise(resolve => setTimeout(resolve, 10))
+    }
   }
 }

@@ -96,11 +96,12 @@ export class RequestLog implements RequestKeeper {
     try { fs.unlinkSync(this.file) } catch {}
   }
 
+  /** Append at the end as this log knows it (explicit positions: a cut-back file's offset would leave a hole). */
   private write (data: Buffer): Promise<void> {
     return this.then(async fd => {
       let off = 0
       while (off < data.length) {
-        off += await new Promise<number>((resolve, reject) => fs.write(fd, data, off, data.length - off, null, (err, n) => err ? reject(err) : resolve(n)))
+        off += await new Promise<number>((resolve, reject) => fs.write(fd, data, off, data.length - off, this.bytes + off, (err, n) => err ? reject(err) : resolve(n)))
       }
       this.bytes += data.length
     })
@@ -153,7 +154,12 @@ export class RequestLog implements RequestKeeper {
     while (pos + 4 <= buf.length) {
       const len = buf.readUInt32BE(pos)
       if (len > FRAME_MAX || pos + 4 + len > buf.length) break
-      const v = decodeValue(buf.subarray(pos + 4, pos + 4 + len)) as { t?: number, m?: string, a?: unknown[], i?: number, s?: number }
+      let v: { t?: number, m?: string, a?: unknown[], i?: number, s?: number }
+      try {
+        v = decodeValue(buf.subarray(pos + 4, pos + 4 + len)) as typeof v
+      } catch {
+        break // a frame torn by a crash: nothing after it was acknowledged
+      }
       pos += 4 + len
       if (typeof v.s === 'number') safe = Math.max(safe, v.s)
       else if (typeof v.t === 'number' && typeof v.m === 'string' && Array.isArray(v.a)) requests.push({ tid: v.t, method: v.m, args: v.a, ino: v.i || undefined })
@@ -192,8 +198,7 @@ export async function recoverRequestLogs (address: string, dir: string, say: (li
     if (log.requests.length > 0) {
       const backend = await RemoteBackend.connect(address, { name: 'cudele-recovery' }, log.header.client)
       backend.replayKept(log.requests)
-      const deadline = performance.now() + RECOVERY_SAFE_MS
-      while (backend.unsafeCount > 0 && performance.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+      await backend.settle(RECOVERY_SAFE_MS)
       const left = backend.unsafeCount
       if (left > 0) {
         // The session stays (the server keeps knowing what it did for it) until it times out.

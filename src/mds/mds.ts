@@ -57,6 +57,8 @@ export class Mds implements MdsApi {
   readonly ns: Namespace
   private readonly opens = new Map<Ino, number>()
   private readonly purgeQueue = new Set<Ino>()
+  /** Purges of inodes with unjournaled changes: queued again once a trim has stored them. */
+  private readonly purgeAfterTrim = new Set<Ino>()
   private purging = false
   private trimInflight: Promise<void> | null = null
   private trimTimer: NodeJS.Timeout | null = null
@@ -703,10 +705,17 @@ export class Mds implements MdsApi {
     return { attr: attrOf(inode), committed }
   }
 
-  async sync (durable: boolean): Promise<void> {
+  /**
+   * Wait until everything so far is safe. Unjournaled changes of subtrees
+   * without stream are left for the next trim (an fsync there does not make
+   * them durable: that is their policy) unless `unstreamed` asks for them
+   * too: a client that ends its session, or replays its request log, wants
+   * to hear that all it did is stored.
+   */
+  async sync (durable: boolean, unstreamed = false): Promise<void> {
     await this.journal.sync(durable)
     // Changes held back from the journal are kept only once a trim has stored them.
-    if (this.unstreamed.heldBack) {
+    if (this.unstreamed.heldBack || (unstreamed && !this.unstreamed.empty)) {
       await this.trim()
       if (durable) await this.store.sync()
     }
@@ -748,6 +757,11 @@ export class Mds implements MdsApi {
         cache.flushDone()
         for (const w of unstreamed.writes) w.resolve()
         if (token !== undefined) this.trimWatcher?.stored(token)
+        if (this.purgeAfterTrim.size > 0) {
+          for (const ino of this.purgeAfterTrim) this.purgeQueue.add(ino)
+          this.purgeAfterTrim.clear()
+          this.kickPurge()
+        }
       },
       (err: Error) => {
         cache.flushFailed()
@@ -792,9 +806,13 @@ export class Mds implements MdsApi {
   /** Drop an unreferenced inode: its data objects and the inode go in one batch. */
   private async purgeInode (inode: Inode): Promise<void> {
     // An unlink that was not journaled is kept only once a trim stores it: purged
-    // before, a crash would bring the file back without its data.
-    for (let i = 0; i < 3 && this.unstreamed.has(inode.ino); i++) await this.trim()
-    if (this.unstreamed.has(inode.ino)) return
+    // before, a crash would bring the file back without its data. The purge
+    // waits for the next trim rather than forcing one (unlinks in a subtree
+    // without stream would otherwise each cost a trim).
+    if (this.unstreamed.has(inode.ino)) {
+      this.purgeAfterTrim.add(inode.ino)
+      return
+    }
     const removals: ObjectWrite[] = []
     if (isDir(inode.mode)) {
       removals.push({ pool: METADATA_POOL, name: dirObject(inode.ino), ops: [{ op: 'remove' }] })

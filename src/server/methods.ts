@@ -128,7 +128,7 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
   read('getxattr', (_s, [ino, name]) => mds.getxattr(ino, name))
   read('listxattr', (_s, [ino]) => mds.listxattr(ino))
   read('statfs', () => mds.statfs())
-  read('sync', (_s, [durable]) => mds.sync(durable === true))
+  read('sync', (_s, [durable, unstreamed]) => mds.sync(durable === true, unstreamed === true))
   read('data.read', async (s, [object, offset, length]) => {
     return srv.store.readSync(DATA_POOL, String(object), Number(offset), Math.min(Number(length), 64 * 1024 * 1024))
   })

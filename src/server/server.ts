@@ -30,6 +30,8 @@ export interface ServeOptions {
   sessions?: Partial<SessionOptions>
   cacheInodes?: number
   cacheDentries?: number
+  /** How often the MDS trims its dirty metadata into the store (ms). */
+  trimIntervalMs?: number
   /** Monitor proposal batching interval (ms). */
   proposalIntervalMs?: number
   /** Allow listening on non-loopback TCP addresses. */
@@ -116,6 +118,7 @@ export class CudeleServer {
         purgeDelayMs: sessionOptions.timeoutMs,
         mds: {
           ...DEFAULT_MDS_OPTIONS,
+          trimIntervalMs: opts.trimIntervalMs ?? DEFAULT_MDS_OPTIONS.trimIntervalMs,
           cache: {
             inodes: opts.cacheInodes ?? DEFAULT_MDS_OPTIONS.cache.inodes,
             dentries: opts.cacheDentries ?? DEFAULT_MDS_OPTIONS.cache.dentries

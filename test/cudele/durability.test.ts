@@ -29,8 +29,8 @@ after(async () => {
 const TIMEOUT_MS = 1500
 const sessionArgs = ['--session-timeout', String(TIMEOUT_MS), '--heartbeat', '250']
 
-/** A's work in DIR: files, a nested directory, a rename, a chmod, a bigger file; then fsync of one file (the whole client journal). */
-const WORK = `
+/** Files, a nested directory, a bigger file, a rename, a chmod in DIR. */
+const WORK_CHANGES = `
 import os, sys
 d = sys.argv[1]
 os.makedirs(d + '/sub/deeper')
@@ -39,10 +39,13 @@ for i in range(6):
 with open(d + '/sub/deeper/big', 'wb') as f: f.write(b'B' * 300000)
 os.rename(d + '/sub/f5', d + '/renamed')
 os.chmod(d + '/sub/f0', 0o600)
-fd = os.open(d + '/sub/f1', os.O_RDONLY)
-os.fsync(fd)
-os.close(fd)
 `
+
+/** fsync of one file (DIR/name). */
+const fsyncOf = (name: string): string => `fd = os.open(d + '/${name}', os.O_RDONLY)\nos.fsync(fd)\nos.close(fd)\n`
+
+/** A's work in DIR; then fsync of one file (the whole client journal). */
+const WORK = WORK_CHANGES + fsyncOf('sub/f1')
 
 const WORK_VIEW: View = {
   ...viewOf({ 'sub/f0': 'content 0', 'sub/f1': 'content 1', 'sub/f2': 'content 2', 'sub/f3': 'content 3', 'sub/f4': 'content 4', renamed: 'content 5' }),
@@ -266,4 +269,145 @@ for n in sorted(os.listdir('ram')):
 `)
   assert.doesNotMatch(ram, /garbage/, ram)
   await stopAndFsck(srv, [a])
+})
+
+// ---- strong subtrees without stream (durability none and local) ----
+//
+// The server trims rarely here (--trim-interval): namespace changes there
+// stay in the MDS's memory until something makes it trim (a data commit, a
+// listing of a changed directory, a clean stop), so a server crash loses them
+// unless a client brings them back. The tests list nothing before a crash.
+
+const rareTrims = [...sessionArgs, '--trim-interval', '600000']
+const LOCAL = 'consistency: strong\ndurability: local\n'
+
+/**
+ * A's work in a strong/local subtree: files with data (each data commit is
+ * stored with a trim), then namespace changes only (in the MDS's memory and
+ * A's request log), some of which would come out wrong if done twice; then an
+ * fsync.
+ */
+const STRONG_WORK = WORK_CHANGES + `
+os.unlink(d + '/sub/f2')
+open(d + '/sub/f2', 'w').close()
+os.rename(d + '/sub/f3', d + '/sub/f4')
+os.rename(d + '/sub/f1', d + '/sub/f3')
+os.mkdir(d + '/late')
+os.symlink('../renamed', d + '/late/link')
+open(d + '/late/empty', 'w').close()
+os.link(d + '/sub/f3', d + '/late/hard')
+os.mkdir(d + '/gone')
+os.rmdir(d + '/gone')
+` + fsyncOf('sub/f3')
+
+const STRONG_VIEW: View = {
+  sub: ['d', '0o755'],
+  'sub/f0': ['f', '0o600', 9, 'content 0'],
+  'sub/f2': ['f', '0o644', 0, ''],
+  'sub/f3': ['f', '0o644', 9, 'content 1'],
+  'sub/f4': ['f', '0o644', 9, 'content 3'],
+  'sub/deeper': ['d', '0o755'],
+  'sub/deeper/big': ['f', '0o644', 300000, 'sha1:' + createHash('sha1').update(Buffer.alloc(300000, 'B')).digest('hex')],
+  renamed: ['f', '0o644', 9, 'content 5'],
+  late: ['d', '0o755'],
+  'late/link': ['l', '0o777', 10, '../renamed'],
+  'late/empty': ['f', '0o644', 0, ''],
+  'late/hard': ['f', '0o644', 9, 'content 1']
+}
+
+/** Inode numbers of these paths under dir, from lstat only (a directory listing would make the MDS trim): {relative path: ino}. */
+async function inodes (m: ClientMount, dir: string, paths: string[]): Promise<Record<string, number>> {
+  return JSON.parse(await pyOk(m, `
+import os, sys, json
+print(json.dumps({p: os.lstat(os.path.join(sys.argv[1], p)).st_ino for p in json.loads(sys.argv[2])}))
+`, [dir, JSON.stringify(paths)])) as Record<string, number>
+}
+
+/** Request log files (local_persist of strong subtrees) under the test's state directory, with their sizes. */
+function requestLogs (): Array<{ file: string, bytes: number }> {
+  const root = path.join(state.dir, 'cudele')
+  const out: Array<{ file: string, bytes: number }> = []
+  for (const d of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+    for (const f of fs.readdirSync(path.join(root, d))) {
+      if (/^requests\..*\.log$/.test(f)) out.push({ file: path.join(d, f), bytes: fs.statSync(path.join(root, d, f)).size })
+    }
+  }
+  return out
+}
+
+test('strong/local: the server is killed (-9) before it trims A\'s changes; A, still mounted, replays them: everything is there for A and B, fsck is clean', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: rareTrims })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await setPolicy(b, 'loc', LOCAL)
+  assert.equal((await policyOf(a, 'loc')).durability, 'local')
+  await pyOk(a, STRONG_WORK, ['loc'])
+  // The namespace changes are unsafe: A keeps them in its request log. (B's
+  // reads would make A give back its capabilities: what it flushes then makes the MDS trim.)
+  assert.ok(requestLogs().some(l => l.bytes > 200), JSON.stringify(requestLogs()))
+  await srv.kill()
+  await srv.start()
+  assert.deepEqual(await files(a, 'loc'), STRONG_VIEW)
+  assert.deepEqual(await files(b, 'loc'), STRONG_VIEW)
+  // Once the server has stored them, the log has nothing left to keep.
+  await b.shOk('echo x > loc/trim-now')
+  await until('A\'s request log is emptied', async () => requestLogs().every(l => l.bytes < 200), 10000)
+  await stopAndFsck(srv, [a, b])
+})
+
+test('strong/local: the server and A are both killed (-9); A mounts again at the same mountpoint and replays its request log: everything fsync\'d is back, nothing is done twice, fsck is clean', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: rareTrims })
+  const a = await mountClient(srv, 'a')
+  await setPolicy(a, 'loc', LOCAL)
+  await pyOk(a, STRONG_WORK, ['loc'])
+  const before = await inodes(a, 'loc', Object.keys(STRONG_VIEW))
+  assert.ok(requestLogs().some(l => l.bytes > 200), JSON.stringify(requestLogs()))
+  await srv.kill()
+  await a.kill()
+  // The store as the crash left it is consistent, without A's last changes.
+  const f = await srv.fsck()
+  assert.equal(f.code, 0, f.stdout + f.stderr)
+  await srv.start()
+  await a.start()
+  assert.match(a.log, /replayed \d+ requests kept in/)
+  assert.deepEqual(await files(a, 'loc'), STRONG_VIEW)
+  // Creates replayed get the inode numbers A saw the first time.
+  assert.deepEqual(await inodes(a, 'loc', Object.keys(STRONG_VIEW)), before)
+  const b = await mountClient(srv, 'b')
+  assert.deepEqual(await files(b, 'loc'), STRONG_VIEW)
+  await a.shOk('echo more > loc/more')
+  await stopAndFsck(srv, [a, b])
+})
+
+test('strong/local: A is killed (-9) and the server keeps A\'s changes (in memory, or stored by a clean stop and restart); A\'s request log, replayed when it mounts again, finds them done and does none of them twice', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: rareTrims })
+  const a = await mountClient(srv, 'a')
+  await setPolicy(a, 'loc', LOCAL)
+  const paths = Object.keys(STRONG_VIEW)
+  // 1: the server stays up, with A's changes in its memory.
+  await pyOk(a, STRONG_WORK, ['loc/1'])
+  const before1 = await inodes(a, 'loc/1', paths)
+  await a.kill()
+  assert.ok(requestLogs().some(l => l.bytes > 200), JSON.stringify(requestLogs()))
+  await a.start()
+  assert.match(a.log, /replayed \d+ requests kept in/)
+  assert.deepEqual(await files(a, 'loc/1'), STRONG_VIEW)
+  assert.deepEqual(await inodes(a, 'loc/1', paths), before1)
+  // 2: A is killed again; a clean stop stores its changes (and which requests were done), the server restarts.
+  await pyOk(a, STRONG_WORK, ['loc/2'])
+  const before2 = await inodes(a, 'loc/2', paths)
+  await a.kill()
+  assert.ok(requestLogs().some(l => l.bytes > 200), JSON.stringify(requestLogs()))
+  assert.equal(await srv.stop(), 0, srv.log)
+  await srv.start()
+  await a.start()
+  assert.match(a.log, /replayed \d+ requests kept in/)
+  const b = await mountClient(srv, 'b')
+  for (const m of [a, b]) {
+    assert.deepEqual(await files(m, 'loc/1'), STRONG_VIEW)
+    assert.deepEqual(await files(m, 'loc/2'), STRONG_VIEW)
+  }
+  assert.deepEqual(await inodes(b, 'loc/2', paths), before2)
+  assert.deepEqual(requestLogs().filter(l => l.bytes > 200), [])
+  await stopAndFsck(srv, [a, b])
 })
