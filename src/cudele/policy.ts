@@ -273,6 +273,16 @@ export function keepsRequestsLocally (p: Policy): boolean {
   return !isDecoupled(p) && p.mechanisms.includes('local_persist')
 }
 
+/**
+ * Does the MDS journal (stream) changes under this policy? Strong subtrees
+ * with durability none or local do not; localIsStore: the client's local disk
+ * is the store's (an embedded mount), where local_persist is the MDS's journal.
+ */
+export function isStreamed (p: Policy, localIsStore: boolean): boolean {
+  if (isDecoupled(p) || p.mechanisms.includes('stream')) return true
+  return localIsStore && p.mechanisms.includes('local_persist')
+}
+
 export function describePolicy (p: Policy): string {
   return `consistency ${p.consistency} (${p.consistencyExpr}), durability ${p.durability} (${p.durabilityExpr || 'nothing'}), ` +
     `allocated_inodes ${p.allocatedInodes}, interfere ${p.interfere}, sync_interval ${p.syncIntervalMs === 0 ? 'off' : p.syncIntervalMs + ' ms'}`

@@ -17,7 +17,7 @@ import { segmentObject } from './service'
 import { type Ino, isDir, isReg, ROOT_INO } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
 import type { JsonValue, MonitorApi } from '../mon/types'
-import { DEFAULT_POLICY, isDecoupled, keepsRequestsLocally, parsePolicy, type Policy, policyMeaning } from './policy'
+import { DEFAULT_POLICY, isDecoupled, isStreamed, keepsRequestsLocally, parsePolicy, type Policy, policyMeaning } from './policy'
 
 export const POLICYMAP = 'policymap'
 /** Deepest directory nesting searched for a policy. */
@@ -99,13 +99,15 @@ export class SubtreeRegistry {
       }
       // The MDS asks for every change whether to journal it only while some subtree does not stream.
       this.mds.stream = [...this.entries.values()].some(e => !this.streams(e.policy)) ? dir => this.streams(this.effective(dir).policy) : null
+      // A subtree that streams from now on may hold changes the journal never
+      // saw: stored now, so its fsyncs cover everything in it from here on.
+      if (!this.mds.unstreamed.empty) this.mds.trim().catch(() => {})
     })
   }
 
   /** Does the MDS journal (stream) changes under this policy? Strong subtrees with durability none or local do not. */
   streams (p: Policy): boolean {
-    if (isDecoupled(p) || p.mechanisms.includes('stream')) return true
-    return this.options.localIsStore && p.mechanisms.includes('local_persist')
+    return isStreamed(p, this.options.localIsStore)
   }
 
   close (): void {

@@ -25,7 +25,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
 import { JournalFile } from './journalfile'
-import { describePolicy, isDecoupled, keepsRequestsLocally, POLICY_FILE_MAX_BYTES, policyMeaning } from './policy'
+import { describePolicy, isDecoupled, isStreamed, keepsRequestsLocally, POLICY_FILE_MAX_BYTES, policyMeaning } from './policy'
 import { VXATTR, type PolicyInfo, type SubtreeService } from './service'
 
 export const POLICY_FILE = 'policies.yml'
@@ -48,6 +48,11 @@ export class CudeleBackend implements ClientBackend {
 
   /** Directories and policies.yml files seen, by inode: parent and name (for paths in messages). */
   private readonly names = new Map<Ino, { parent: Ino, name: string }>()
+  /**
+   * The directory each file was last seen in (bounded): a link names only the
+   * inode, and the kernel looks the file up just before (client mounts cache no entries).
+   */
+  private readonly fileParents = new Map<Ino, Ino>()
   private readonly policyFiles = new Map<Ino, Ino>()
   /**
    * policies.yml files open for writing here: their contents before (null:
@@ -199,11 +204,30 @@ export class CudeleBackend implements ClientBackend {
     if ((a.mode & 0o170000) === 0o040000) {
       if (this.names.size > 100_000) this.names.clear()
       this.names.set(a.ino, { parent, name })
-    } else if (name === POLICY_FILE) {
-      if (this.policyFiles.size > 10_000) this.policyFiles.clear()
-      this.policyFiles.set(a.ino, parent)
+    } else {
+      if (this.fileParents.size > 100_000) this.fileParents.clear()
+      this.fileParents.set(a.ino, parent)
+      if (name === POLICY_FILE) {
+        if (this.policyFiles.size > 10_000) this.policyFiles.clear()
+        this.policyFiles.set(a.ino, parent)
+      }
     }
     return a
+  }
+
+  /**
+   * A link from a subtree the MDS journals into one it does not (strong with
+   * durability none or local), or back: EXDEV, as for renames (the MDS checks
+   * those itself; a link does not tell it where the file is).
+   */
+  private async sameStreamSide (ino: Ino, newParent: Ino): Promise<void> {
+    const from = this.fileParents.get(ino)
+    if (from === undefined || from === newParent) return
+    const localIsStore = this.base.keepLocally === undefined
+    const [a, b] = await Promise.all([this.policyOf(from), this.policyOf(newParent)])
+    if (isStreamed(a.policy, localIsStore) !== isStreamed(b.policy, localIsStore)) {
+      throw fsError('EXDEV', 'one directory is in a subtree whose changes are journaled (stream), the other not: nothing is linked across that edge')
+    }
   }
 
   /** A directory's path as far as this client knows it. */
@@ -419,6 +443,7 @@ export class CudeleBackend implements ClientBackend {
     const t = await this.treeForChange(newParent)
     this.sameSide(this.treeOf(ino), t)
     if (t) return t.mds.link(ino, newParent, newName)
+    await this.sameStreamSide(ino, newParent)
     return await this.kept(await this.keptIn(newParent) || await this.keptInode(ino), () => this.base.link(ino, newParent, newName))
   }
 

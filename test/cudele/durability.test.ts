@@ -17,7 +17,7 @@ import * as path from 'path'
 import { isDeepStrictEqual } from 'node:util'
 import { after, test } from 'node:test'
 import { cleanupServers, type ClientMount, cudele, mountClient, type ServerProc, startServer } from '../helpers/server'
-import { policyOf, PYTHON, pyOk, setPolicy, syncOk, tree, until, useStateHome, type View, viewOf, writeFiles } from '../helpers/cudele'
+import { errnos, policyOf, PYTHON, pyOk, setPolicy, syncOk, tree, until, useStateHome, type View, viewOf, writeFiles } from '../helpers/cudele'
 import { REPO, startChild } from '../helpers/mount'
 
 const state = useStateHome()
@@ -409,5 +409,154 @@ test('strong/local: A is killed (-9) and the server keeps A\'s changes (in memor
   }
   assert.deepEqual(await inodes(b, 'loc/2', paths), before2)
   assert.deepEqual(requestLogs().filter(l => l.bytes > 200), [])
+  await stopAndFsck(srv, [a, b])
+})
+
+const RAMDISK = fs.readFileSync(path.join(REPO, 'policies', 'ramdisk.yml'), 'utf8')
+const POSIX = fs.readFileSync(path.join(REPO, 'policies', 'posix.yml'), 'utf8')
+
+/** Files with data in a strong/none subtree (each is stored with its data commit's trim). */
+const NONE_DATA = `
+import os, sys
+d = sys.argv[1]
+for i in range(10):
+    with open('%s/d%d' % (d, i), 'w') as f: f.write(('data %d\\n' % i) * 1000)
+`
+
+/**
+ * Namespace changes only, in a strong/none subtree (the MDS keeps them in
+ * memory until its next trim): an unlink and a replacing rename of stored
+ * files (their purges must wait for a trim), a rename, empty files and
+ * directories (inode numbers from a block reserved in the store); then lstat
+ * of everything (no listing: it would make the MDS trim). Prints {name: inode number}.
+ */
+const NONE_CHANGES = `
+import os, sys, json
+d = sys.argv[1]
+names = []
+for i in range(20):
+    open('%s/e%d' % (d, i), 'w').close()
+    os.mkdir('%s/dir%d' % (d, i))
+    names += ['e%d' % i, 'dir%d' % i]
+os.unlink(d + '/d0')
+os.rename(d + '/d1', d + '/moved')
+os.rename(d + '/d2', d + '/d3')
+names += ['moved'] + ['d%d' % i for i in range(3, 10)]
+print(json.dumps({n: os.lstat(d + '/' + n).st_ino for n in names}))
+`
+
+test('strong/none: the server and the client that wrote are killed (-9): recent changes may be lost, but fsck is clean, no file lost its data while a name points at it, and no inode number a client saw is handed out again', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: rareTrims })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await setPolicy(a, 'ram', RAMDISK)
+  await pyOk(b, NONE_DATA, ['ram'])
+  // A clean restart: the changes below come after the last trim, and take their inode numbers from a block reserved after it.
+  assert.equal(await srv.stop(), 0, srv.log)
+  await srv.start()
+  const seen = JSON.parse(await pyOk(b, NONE_CHANGES, ['ram'])) as Record<string, number>
+  // Long enough for the purges of d0 and the old d3 to be due (the server waits a session timeout after starting).
+  await new Promise(resolve => setTimeout(resolve, TIMEOUT_MS + 1000))
+  await srv.kill()
+  await b.kill()
+  const f = await srv.fsck()
+  assert.equal(f.code, 0, f.stdout + f.stderr)
+  await srv.start()
+  // Whatever is there is whole: d0's unlink and d3's replacement were lost with their purges, or done with them.
+  const after = await files(a, 'ram')
+  for (const [name, entry] of Object.entries(after)) {
+    const m = /^(?:d(\d+)|moved)$/.exec(name)
+    if (!m) continue
+    const i = m[1] === undefined ? 1 : Number(m[1])
+    const content = `data ${i}\n`.repeat(1000)
+    const alt = name === 'd3' ? `data 2\n`.repeat(1000) : content
+    assert.ok([content, alt].some(c => isDeepStrictEqual(entry, ['f', '0o644', c.length, 'sha1:' + createHash('sha1').update(c).digest('hex')])), `${name}: ${JSON.stringify(entry)}`)
+  }
+  for (let i = 4; i < 10; i++) assert.ok(after[`d${i}`] !== undefined, `d${i} was stored with its data commit`)
+  // New files and directories, in the subtree and out of it, get numbers nobody saw before the crash.
+  const fresh = JSON.parse(await pyOk(a, `
+import os, json
+out = {}
+for d in ['ram', 'elsewhere']:
+    os.makedirs(d, exist_ok=True)
+    for i in range(30):
+        p = '%s/new%d' % (d, i)
+        open(p, 'w').close()
+        out[p] = os.lstat(p).st_ino
+        os.mkdir(p + 'd')
+        out[p + 'd'] = os.lstat(p + 'd').st_ino
+print(json.dumps(out))
+`)) as Record<string, number>
+  const taken = new Map(Object.entries(seen).map(([n, ino]) => [ino, n]))
+  for (const [p, ino] of Object.entries(fresh)) assert.ok(!taken.has(ino), `${p} got inode ${ino}, which ram/${taken.get(ino)} had before the crash`)
+  assert.equal(new Set(Object.values(fresh)).size, Object.keys(fresh).length, 'every new inode number is new')
+  await stopAndFsck(srv, [a])
+})
+
+test('strong/none and strong/local subtrees: rename and link across their edge with a journaled (strong/global) subtree get EXDEV both ways, mv copies instead; within a subtree both work', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: sessionArgs })
+  const a = await mountClient(srv, 'a')
+  const b = await mountClient(srv, 'b')
+  await setPolicy(a, 'ram', RAMDISK)
+  await setPolicy(a, 'loc', LOCAL)
+  await setPolicy(a, 'pos', POSIX)
+  await writeFiles(a, { 'ram/f': 'ram', 'ram/sub/x': 'x', 'loc/f': 'loc', 'loc/sub/y': 'y', 'pos/f': 'pos', 'pos/sub/z': 'z', top: 'top' })
+  const cross = {
+    ram_to_pos: "os.rename('ram/f', 'pos/g')",
+    pos_to_ram: "os.rename('pos/f', 'ram/g')",
+    loc_to_pos: "os.rename('loc/f', 'pos/g')",
+    pos_to_loc: "os.rename('pos/f', 'loc/g')",
+    dir_ram_to_pos: "os.rename('ram/sub', 'pos/sub2')",
+    dir_pos_to_loc: "os.rename('pos/sub', 'loc/sub2')",
+    root_to_ram: "os.rename('top', 'ram/top')",
+    ram_to_root: "os.rename('ram/f', 'top2')",
+    replace_in_pos: "os.rename('loc/f', 'pos/f')",
+    link_ram_to_pos: "os.link('ram/f', 'pos/h')",
+    link_pos_to_ram: "os.link('pos/f', 'ram/h')",
+    link_loc_to_pos: "os.link('loc/f', 'pos/h')",
+    link_pos_to_loc: "os.link('pos/f', 'loc/h')",
+    link_root_to_ram: "os.link('top', 'ram/h')"
+  }
+  for (const m of [a, b]) assert.deepEqual(await errnos(m, cross), Object.fromEntries(Object.keys(cross).map(k => [k, 'EXDEV'])), m.mnt)
+  assert.deepEqual(await errnos(a, {
+    ram_rename: "os.rename('ram/f', 'ram/sub/f2')",
+    ram_link: "os.link('ram/sub/f2', 'ram/l')",
+    ram_dir: "os.rename('ram/sub', 'ram/sub3')",
+    loc_rename: "os.rename('loc/f', 'loc/sub/f2')",
+    loc_link: "os.link('loc/sub/f2', 'loc/l')",
+    pos_rename: "os.rename('pos/f', 'pos/sub/f2')",
+    pos_link: "os.link('pos/sub/f2', 'pos/l')"
+  }), { ram_rename: 'ok', ram_link: 'ok', ram_dir: 'ok', loc_rename: 'ok', loc_link: 'ok', pos_rename: 'ok', pos_link: 'ok' })
+  // mv falls back to copy and delete.
+  await a.shOk('mv ram/sub3/f2 pos/from-ram && mv pos/sub/f2 loc/from-pos')
+  assert.deepEqual(await files(b, 'ram'), viewOf({ 'sub3/x': 'x', l: 'ram' }))
+  assert.deepEqual(await files(b, 'pos'), { ...viewOf({ 'sub/z': 'z', l: 'pos', 'from-ram': 'ram' }) })
+  assert.deepEqual(await files(b, 'loc'), viewOf({ 'sub/y': 'y', 'sub/f2': 'loc', l: 'loc', 'from-pos': 'pos' }))
+  await stopAndFsck(srv, [a, b])
+})
+
+test('strong/none → strong/global → strong/none while files exist: nothing is lost, what was there when the policy became global survives a kill -9 of the server and of the client, fsck is clean', { timeout: 120000 }, async () => {
+  const srv = await startServer({ args: rareTrims })
+  const a = await mountClient(srv, 'a')
+  await setPolicy(a, 'sw', RAMDISK)
+  // Under none: data files (stored with their commits), then namespace changes the MDS keeps in memory.
+  await writeFiles(a, { 'sw/one': 'one', 'sw/two': 'two', 'sw/keep/three': 'three', 'sw/untouched': 'u' })
+  await a.shOk('mkdir sw/empty-dir && touch sw/empty && mv sw/two sw/second && ln sw/one sw/one-link && rm sw/keep/three')
+  await setPolicy(a, 'sw', POSIX)
+  assert.equal((await policyOf(a, 'sw')).durability, 'global')
+  // Under global: an fsync (no listing: it would make the MDS trim), then a kill -9 of everything.
+  await pyOk(a, "import os\nd = 'sw'\n" + fsyncOf('untouched'))
+  const globalView: View = { ...viewOf({ one: 'one', second: 'two', 'one-link': 'one', untouched: 'u' }), keep: ['d', '0o755'], 'empty-dir': ['d', '0o755'], empty: ['f', '0o644', 0, ''] }
+  await srv.kill()
+  await a.kill()
+  await srv.start()
+  const b = await mountClient(srv, 'b')
+  assert.deepEqual(await files(b, 'sw'), globalView)
+  // Back to none: everything stays, new changes work.
+  await setPolicy(b, 'sw', RAMDISK)
+  await b.shOk('echo four > sw/four && mv sw/second sw/keep/second && rm sw/one-link && mv sw/empty sw/was-empty')
+  await a.start()
+  const expected: View = { ...viewOf({ one: 'one', four: 'four\n', 'keep/second': 'two', untouched: 'u' }), 'empty-dir': ['d', '0o755'], 'was-empty': ['f', '0o644', 0, ''] }
+  for (const m of [a, b]) assert.deepEqual(await files(m, 'sw'), expected, m.mnt)
   await stopAndFsck(srv, [a, b])
 })
