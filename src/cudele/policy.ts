@@ -301,7 +301,7 @@ export function policyMeaning (p: Policy, localIsStore = false): string {
     }
     const unstreamed = 'the MDS does not journal this subtree: changes wait in its memory until its next trim writes them to the object store (within about a second), and moves across the edge to a journaled subtree get EXDEV'
     if (p.durability === 'local') {
-      return `${seen}; ${unstreamed}; the client also keeps each change in a local file until then, so a crash of the server loses nothing once that client is back (it replays them), but a client that never comes back loses them`
+      return `${seen}; ${unstreamed}; the client also keeps each change in a local file until then (on its disk once the application fsyncs), so a crash of the server, of the client or of both loses nothing it fsync'd once that client mounts again (it replays them), but a client that never comes back loses them`
     }
     return `${seen}; ${unstreamed}; a crash of the server loses what was not trimmed yet, unless the client that made it is still connected (it replays what it was not told is safe)`
   }

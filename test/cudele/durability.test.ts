@@ -8,6 +8,10 @@
 //   global  what the owner fsync'd is in the object store: merged by the
 //           server if the owner never comes back, kept across a server crash.
 //
+// Strong subtrees without stream (the MDS does not journal them) come last:
+// with none a server crash may lose what was not trimmed but never breaks the
+// namespace; with local each client's request log brings back what it fsync'd.
+//
 // Each test has its own server, so it can end with `cudele fsck`.
 
 import assert from 'node:assert/strict'
