@@ -16,11 +16,12 @@ import { millionCase } from '../bench/million'
 import { emergencyCleanup, FS_KINDS, type FsKind } from '../bench/mounts'
 import { summarize } from '../bench/profile'
 import { type BenchReport, type CaseReport, formatCase, formatReport, markdownCase } from '../bench/report'
+import { rpcCase } from '../bench/rpc'
 import { seqCase } from '../bench/seq'
 import { untarCase } from '../bench/untar'
 import { log, machine } from '../bench/util'
 
-export const BENCH_CASES = ['metadata', 'durable', 'untar', 'seq', 'million', 'cudele'] as const
+export const BENCH_CASES = ['metadata', 'durable', 'untar', 'seq', 'million', 'rpc', 'cudele'] as const
 type CaseName = typeof BENCH_CASES[number]
 
 const CASES: Record<CaseName, (ctx: BenchContext) => Promise<CaseReport>> = {
@@ -29,6 +30,7 @@ const CASES: Record<CaseName, (ctx: BenchContext) => Promise<CaseReport>> = {
   untar: untarCase,
   seq: seqCase,
   million: millionCase,
+  rpc: rpcCase,
   cudele: cudeleCase
 }
 
@@ -44,6 +46,9 @@ const CASES_TEXT = `cases:
             reference with and without big writes, the lowlevel reference, tmpfs
   million   1,000,000 empty files in 1,000 directories, then listed: the server's peak RSS
             and the store's bytes per file
+  rpc       creates/s of one \`cudele serve\` when every create is an RPC (strong/global):
+            1, 4 and 16 library clients over a Unix socket (1 and 16 requests in
+            flight each), and mdbench through one and through two client mounts
   cudele    the paper's §V with library clients of a \`cudele serve\`: Fig. 5 (cost of each
             mechanism and Table I cell), Fig. 6a (1-20 clients: RPCs vs decoupled),
             Fig. 6b (interference, allow vs block), Fig. 6c (sync_interval), and an
@@ -57,7 +62,7 @@ export function benchBuilder (y: Argv): Argv<any> {
     .wrap(Math.min(100, y.terminalWidth()))
     .positional('case', { type: 'string', choices: [...BENCH_CASES, 'all'], demandOption: true, describe: 'which benchmark' })
     .option('runs', { type: 'number', default: 3, describe: 'runs of every measurement (the report gives medians)' })
-    .option('files', { type: 'number', describe: 'files for metadata (20000), durable (4000) and million (1000000)' })
+    .option('files', { type: 'number', describe: 'files for metadata (20000), durable (4000), million (1000000) and per client mount in rpc (10000)' })
     .option('members', { type: 'number', describe: 'untar: extract only the first N members of the tarball (default all)' })
     .option('size-mib', { type: 'number', describe: 'seq: MiB to write and read (default 1024)' })
     .option('fs', { type: 'string', describe: `only these filesystems, comma-separated (${FS_KINDS.join(', ')})` })
@@ -69,7 +74,7 @@ export function benchBuilder (y: Argv): Argv<any> {
     .option('dir', { type: 'string', describe: 'put mountpoints and cudele stores under this directory (default the OS temp directory)' })
     .option('mount-arg', { type: 'array', string: true, describe: 'extra argument for `cudele mount` (repeat for more)' })
     .option('clients', { type: 'number', describe: 'cudele: library clients (processes) of one measurement (default 1)' })
-    .option('creates', { type: 'number', describe: 'cudele: files each client creates (default 100000)' })
+    .option('creates', { type: 'number', describe: 'cudele: files each client creates (default 100000); rpc: each library client (default 20000)' })
     .option('mechanism', { type: 'string', describe: 'cudele: one measurement of this composition (e.g. append_client_journal+local_persist) or Table I cell (e.g. weak/local)' })
     .option('inflight', { type: 'number', describe: 'cudele: requests each client keeps in flight when every create is a request (default 16)' })
     .option('figure', { type: 'array', string: true, describe: `cudele: only these figures (${FIGURES.join(', ')})` })
@@ -79,6 +84,7 @@ export function benchBuilder (y: Argv): Argv<any> {
     .example('npm run bench -- seq --runs 5', '')
     .example('cudele bench cudele --clients 20 --creates 100000 --mechanism append_client_journal --json', '')
     .example('cudele bench cudele --figure fig6a --svg docs', '')
+    .example('cudele bench rpc --runs 3 --cpu-prof /tmp/prof', '')
 }
 
 export interface BenchArgs {
