@@ -36,7 +36,7 @@ test('a second mount of a store in use is refused, naming the holder; the first 
   }
   await m.shOk('echo two >> f')
   assert.equal(await m.shOk('cat f'), 'one\ntwo\n')
-  assert.equal(await m.stop(), 0)
+  assert.equal(await m.stop(), 0, m.log)
   const f = await m.fsck()
   assert.equal(f.code, 0, f.stdout + f.stderr)
 })
@@ -187,7 +187,7 @@ test('fsck --repair on a store damaged on purpose: reports (4), repairs (1), the
   await m.shOk('echo keep > keep && echo gone > lost-inode && echo orphan > lost-dentry && mkdir d && echo inside > d/f')
   const lostInode = Number((await m.shOk('stat -c %i lost-inode')).trim())
   const lostDentry = Number((await m.shOk('stat -c %i lost-dentry')).trim())
-  assert.equal(await m.stop(), 0)
+  assert.equal(await m.stop(), 0, m.log)
   assert.equal((await m.fsck()).code, 0)
 
   const shard = `inodes.${Math.floor(lostInode / 4096).toString(16)}`

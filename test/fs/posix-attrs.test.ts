@@ -293,7 +293,7 @@ test('times, modes and owners survive a remount to the nanosecond', async () => 
 })
 
 test('fsck is clean', async () => {
-  assert.equal(await m.stop(), 0)
+  assert.equal(await m.stop(), 0, m.log)
   const r = await m.fsck()
   assert.equal(r.code, 0, r.stdout + r.stderr)
   assert.equal(fsckCounts(r.stderr)['pending removal'], 0)

@@ -462,7 +462,7 @@ out([b2s(head), b2s(tail), hole == bytes(1 << 20), os.stat('sparse/far').st_size
 })
 
 test('fsck is clean, with nothing pending removal', async () => {
-  assert.equal(await m.stop(), 0)
+  assert.equal(await m.stop(), 0, m.log)
   assert.equal((await fsckSummary())['pending removal'], 0)
   await m.start()
   assert.equal(fs.existsSync(m.mnt), true)

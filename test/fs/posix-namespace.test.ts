@@ -573,7 +573,7 @@ test('everything above survives a remount unchanged', async () => {
 })
 
 test('fsck is clean, with nothing pending removal', async () => {
-  assert.equal(await m.stop(), 0)
+  assert.equal(await m.stop(), 0, m.log)
   const r = await m.fsck()
   assert.equal(r.code, 0, r.stdout + r.stderr)
   assert.equal(fsckCounts(r.stderr)['pending removal'], 0, r.stderr)

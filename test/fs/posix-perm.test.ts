@@ -300,7 +300,7 @@ test('owners, groups and modes survive a remount; permissions still apply', asyn
 })
 
 test('fsck is clean', async () => {
-  assert.equal(await m.stop(), 0)
+  assert.equal(await m.stop(), 0, m.log)
   const r = await m.fsck()
   assert.equal(r.code, 0, r.stdout + r.stderr)
   await m.start()

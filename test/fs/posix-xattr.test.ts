@@ -213,7 +213,7 @@ out([len(os.listxattr('names/g')), os.getxattr('values/f', 'user.big') == bytes(
 })
 
 test('fsck is clean', async () => {
-  assert.equal(await m.stop(), 0)
+  assert.equal(await m.stop(), 0, m.log)
   const r = await m.fsck()
   assert.equal(r.code, 0, r.stdout + r.stderr)
   await m.start()
