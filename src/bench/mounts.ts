@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
-import { CLI, REPO, log, run, sleep } from './util'
+import { CLI, CLI_NODE_ARGS, REPO, log, run, sleep } from './util'
 
 export type FsKind = 'cudele' | 'fuse-native' | 'fuse-native-big' | 'lowlevel' | 'tmpfs'
 
@@ -177,7 +177,7 @@ async function mountCudele (mnt: string, opts: MountOptions): Promise<Mounted> {
   const store = opts.connect === undefined ? opts.store ?? path.join(path.dirname(mnt), `store-${path.basename(mnt)}`) : undefined
   const source = store !== undefined ? ['--store', store] : ['--connect', opts.connect as string]
   const nodeArgs = (opts.nodeOptions ?? '').split(/\s+/).filter(a => a !== '')
-  const { child, output, match } = await startServer(process.execPath, [...nodeArgs, CLI, 'mount', mnt, ...source, ...(opts.args ?? [])],
+  const { child, output, match } = await startServer(process.execPath, [...CLI_NODE_ARGS, ...nodeArgs, CLI, 'mount', mnt, ...source, ...(opts.args ?? [])],
     { ...process.env, ...opts.env }, /cudele: mounted .*\((?:embedded|client), pid (\d+)\)/, 'cudele mount', opts.logFile)
   const rec = { mnt, child }
   active.add(rec)
@@ -188,7 +188,7 @@ async function mountCudele (mnt: string, opts: MountOptions): Promise<Mounted> {
     store,
     log: output,
     async stop () {
-      const r = await run(process.execPath, [CLI, 'umount', mnt], { timeoutMs: STOP_MS })
+      const r = await run(process.execPath, [...CLI_NODE_ARGS, CLI, 'umount', mnt], { timeoutMs: STOP_MS })
       const exited = await waitExit(child, r.code === 0 ? STOP_MS : 2000)
       if (r.code !== 0 || !exited || child.exitCode !== 0) {
         log(`cudele did not unmount cleanly (umount: ${r.code} ${r.stderr.trim()}; server exit ${child.exitCode ?? child.signalCode}); forcing\n${output().slice(-2000)}`)
@@ -247,7 +247,7 @@ export interface Served {
 export async function serveCudele (store: string, socket: string, opts: { nodeOptions?: string, logFile?: string, args?: string[] } = {}): Promise<Served> {
   const nodeArgs = (opts.nodeOptions ?? '').split(/\s+/).filter(a => a !== '')
   const address = `unix:${socket}`
-  const { child, output, match } = await startServer(process.execPath, [...nodeArgs, CLI, 'serve', '--store', store, '--listen', address, ...(opts.args ?? [])],
+  const { child, output, match } = await startServer(process.execPath, [...CLI_NODE_ARGS, ...nodeArgs, CLI, 'serve', '--store', store, '--listen', address, ...(opts.args ?? [])],
     process.env, /cudele: serving .* \(pid (\d+)\)/, 'cudele serve', opts.logFile)
   const rec = { mnt: '', child }
   active.add(rec)

@@ -12,7 +12,7 @@ import type { BenchContext } from './context'
 import { type Mounted, mountFs } from './mounts'
 import { type Samples, type Table, type Target, target } from './report'
 import { extract, tarball, verify, type Verification } from './untar'
-import { CLI, fmt, log, runOk } from './util'
+import { CLI, CLI_NODE_ARGS, fmt, log, runOk } from './util'
 import type { FigureOut } from './figures'
 
 /** Members extracted unless --members says otherwise. */
@@ -62,7 +62,7 @@ export async function untarSubtrees (ctx: BenchContext, S: Samples): Promise<Fig
             let sync = 0
             if (s.key === 'weak') {
               const t0 = performance.now()
-              await runOk(process.execPath, [CLI, 'sync', dir], { timeoutMs: 3600_000 })
+              await runOk(process.execPath, [...CLI_NODE_ARGS, CLI, 'sync', dir], { timeoutMs: 3600_000 })
               sync = (performance.now() - t0) / 1000
               S.add('untar/weak sync', sync)
               S.add('untar/weak+sync', x.seconds + sync)

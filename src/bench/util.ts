@@ -11,6 +11,18 @@ import * as path from 'path'
 export const REPO = path.resolve(__dirname, '..', '..', '..')
 export const CLI = path.join(REPO, 'bin', 'cudele.js')
 
+/**
+ * The node options bin/cudele.js asks for in its `#!/usr/bin/env -S node ...`
+ * line (--max-semi-space-size=4: a mount's memory depends on it). A bench
+ * runs `process.execPath CLI ...`, which skips the shebang, so every cudele
+ * process it starts gets these on its command line instead.
+ */
+export const CLI_NODE_ARGS: string[] = (() => {
+  const first = fs.readFileSync(CLI, 'utf8').split('\n', 1)[0]
+  const m = /^#!\S*env\s+-S\s+node\s*(.*)$/.exec(first)
+  return m ? m[1].split(/\s+/).filter(a => a !== '') : []
+})()
+
 /** Progress goes to stderr, so that stdout holds only the report (or JSON). */
 export function log (msg: string): void {
   process.stderr.write(`bench: ${msg}\n`)
