@@ -61,11 +61,11 @@ export interface Connection extends Client {
 }
 
 export async function connect (address: string, opts: ConnectOptions = {}): Promise<Connection> {
+  const backend = await RemoteBackend.connect(address, { name: 'cudele-library', ...opts })
   // A journal directory of an earlier run: what it kept for strong subtrees with durability local is replayed first.
   if (opts.journalDir !== undefined) await recoverRequestLogs(address, opts.journalDir, line => console.error(`cudele: ${line}`))
-  const backend = await RemoteBackend.connect(address, { name: 'cudele-library', ...opts })
   const journalDir = opts.journalDir ?? path.join(defaultJournalRoot(), `library-${backend.owner}`)
-  backend.keeper = new RequestLog(requestLogName(journalDir, backend.clientName), backend.clientName, address)
+  backend.keeper = new RequestLog(requestLogName(journalDir, backend.clientName), backend.clientName, address, backend.owner)
   const router = new CudeleBackend(backend, new RemoteSubtreeService(backend), backend.owner, { journalDir, source: address })
   await router.start()
   const client = new Client(router, DEFAULT_CLIENT_OPTIONS) as unknown as Connection

@@ -31,10 +31,11 @@ export interface Connected {
 
 export async function startConnected (opts: ConnectedOptions): Promise<Connected> {
   const id = clientIdentity(opts.connect, opts.mountpoint, opts.journalDir)
-  // Changes an earlier run kept for strong subtrees with durability local, and the server may have lost.
-  await recoverRequestLogs(opts.connect, id.journalDir, line => console.error(`cudele: ${line}`))
   const backend = await RemoteBackend.connect(opts.connect, { name: `cudele-mount ${path.resolve(opts.mountpoint)}`, owner: id.owner })
-  backend.keeper = new RequestLog(requestLogName(id.journalDir, backend.clientName), backend.clientName, opts.connect)
+  // Changes an earlier run kept for strong subtrees with durability local, and the server may have lost.
+  // Replayed once this session is open: the replay acts for the same owner, whose subtrees stay held meanwhile.
+  await recoverRequestLogs(opts.connect, id.journalDir, line => console.error(`cudele: ${line}`))
+  backend.keeper = new RequestLog(requestLogName(id.journalDir, backend.clientName), backend.clientName, opts.connect, id.owner)
   const router = new CudeleBackend(backend, new RemoteSubtreeService(backend), id.owner, { journalDir: id.journalDir, source: opts.connect })
   await router.start()
   const client = new Client(router, DEFAULT_CLIENT_OPTIONS)

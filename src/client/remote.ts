@@ -144,11 +144,12 @@ export class RemoteBackend implements ClientBackend {
    * under that run's session name: the server answers the ones it has, and
    * does the rest again (a create with the same inode number, if free).
    */
-  replayKept (requests: KeptRequest[]): void {
+  replayKept (requests: KeptRequest[], failed: (r: KeptRequest, err: Error) => void): void {
     for (const r of [...requests].sort((x, y) => x.tid - y.tid)) {
       if (r.tid < this.nextTid) continue
       this.nextTid = r.tid + 1
-      const u: Unsafe = { tid: r.tid, method: r.method, args: r.args, replied: true, keep: false, ino: r.ino, resolve: () => {}, reject: () => {} }
+      // replied: false, so a failure is heard (each of these succeeded the first time).
+      const u: Unsafe = { tid: r.tid, method: r.method, args: r.args, replied: false, keep: false, ino: r.ino, resolve: () => {}, reject: err => failed(r, err) }
       this.unsafe.push(u)
       this.unsafeLive++
       this.stats.replayed++

@@ -27,6 +27,8 @@ interface Header {
   source: string
   /** The session name the requests were sent under. */
   client: string
+  /** Who that client was as the owner of subtrees (interfere: block): the replay acts for it. */
+  owner?: string
 }
 
 /** Largest frame read back (a torn or corrupt length must not allocate gigabytes). */
@@ -50,7 +52,7 @@ export class RequestLog implements RequestKeeper {
   private unsafe: Array<{ tid: number, frame: Buffer }> = []
   private safeTid = 0
 
-  constructor (readonly file: string, readonly clientName: string, private readonly source: string) {}
+  constructor (readonly file: string, readonly clientName: string, private readonly source: string, private readonly owner?: string) {}
 
   keep (r: KeptRequest): Promise<void> {
     if (r.tid <= this.safeTid) return Promise.resolve()
@@ -120,20 +122,23 @@ export class RequestLog implements RequestKeeper {
   private open (): number {
     if (this.fd !== null) return this.fd
     fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 })
-    const header: Header = { cudele: 'request-log', version: 1, source: this.source, client: this.clientName }
-    const text = Buffer.from(JSON.stringify(header) + '\n')
+    const text = this.header()
     this.fd = fs.openSync(this.file, 'w', 0o600)
     fs.writeSync(this.fd, text)
     this.headerBytes = this.bytes = text.length
     return this.fd
   }
 
+  private header (): Buffer {
+    const h: Header = { cudele: 'request-log', version: 1, source: this.source, client: this.clientName, owner: this.owner }
+    return Buffer.from(JSON.stringify(h) + '\n')
+  }
+
   /** Only what is unsafe, into a new file that replaces the old one. */
   private rewrite (): void {
     const tmp = this.file + '.tmp'
     const fd = fs.openSync(tmp, 'w', 0o600)
-    const head = Buffer.from(JSON.stringify({ cudele: 'request-log', version: 1, source: this.source, client: this.clientName }) + '\n')
-    const body = Buffer.concat([head, ...this.unsafe.map(u => u.frame)])
+    const body = Buffer.concat([this.header(), ...this.unsafe.map(u => u.frame)])
     fs.writeSync(fd, body)
     fs.fdatasyncSync(fd)
     fs.renameSync(tmp, this.file)
@@ -196,9 +201,11 @@ export async function recoverRequestLogs (address: string, dir: string, say: (li
     }
     if (log.header.source !== address) continue
     if (log.requests.length > 0) {
-      const backend = await RemoteBackend.connect(address, { name: 'cudele-recovery' }, log.header.client)
-      backend.replayKept(log.requests)
+      const backend = await RemoteBackend.connect(address, { name: 'cudele-recovery', owner: log.header.owner }, log.header.client)
+      const failures: string[] = []
+      backend.replayKept(log.requests, (r, err) => failures.push(`${r.method} (request ${r.tid}): ${err.message}`))
       await backend.settle(RECOVERY_SAFE_MS)
+      if (failures.length > 0) say(`${failures.length} requests of ${file} failed when replayed, the first: ${failures[0]}`)
       const left = backend.unsafeCount
       if (left > 0) {
         // The session stays (the server keeps knowing what it did for it) until it times out.

@@ -362,7 +362,8 @@ test('strong/local: the server is killed (-9) before it trims A\'s changes; A, s
 test('strong/local: the server and A are both killed (-9); A mounts again at the same mountpoint and replays its request log: everything fsync\'d is back, nothing is done twice, fsck is clean', { timeout: 120000 }, async () => {
   const srv = await startServer({ args: rareTrims })
   const a = await mountClient(srv, 'a')
-  await setPolicy(a, 'loc', LOCAL)
+  // interfere: block, so the subtree is A's: what A replays must be done for A.
+  await setPolicy(a, 'loc', LOCAL + 'interfere: block\n')
   await pyOk(a, STRONG_WORK, ['loc'])
   const before = await inodes(a, 'loc', Object.keys(STRONG_VIEW))
   assert.ok(requestLogs().some(l => l.bytes > 200), JSON.stringify(requestLogs()))
