@@ -26,6 +26,7 @@ import * as path from 'path'
 import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
 import { JournalFile } from './journalfile'
 import { describePolicy, isDecoupled, isStreamed, keepsRequestsLocally, POLICY_FILE_MAX_BYTES, policyMeaning } from './policy'
+import type { PolicyEntry } from './registry'
 import { VXATTR, type PolicyInfo, type SubtreeService } from './service'
 
 export const POLICY_FILE = 'policies.yml'
@@ -258,7 +259,7 @@ export class CudeleBackend implements ClientBackend {
       // Our own decoupled subtree merges first: a policy change must not lose updates.
       const t = this.trees.get(dir)
       if (t) await t.merge()
-      await this.service.setPolicy(dir, text, path, this.owner)
+      await this.setPolicy(dir, text, path)
     } catch (err) {
       const msg = (err as Error).message.replace(/^EINVAL: /, '')
       console.error(`cudele: ${path}/${POLICY_FILE} refused: ${msg}`)
@@ -267,6 +268,23 @@ export class CudeleBackend implements ClientBackend {
     }
     const w = this.policyWrites.get(ino)
     if (w) w.before = bytes
+  }
+
+  /**
+   * Set a policy and see it at once: without waiting for the monitor's push,
+   * this client's next change in the subtree would still go through the MDS,
+   * and another client could decouple the subtree first.
+   */
+  async setPolicy (dir: Ino, yaml: string, path: string): Promise<PolicyEntry> {
+    const entry = await this.service.setPolicy(dir, yaml, path, this.owner)
+    // The policy is in force either way; if this fails, the push catches up.
+    const e = await this.service.policyEpoch().catch(() => null)
+    if (e) {
+      this.policyChanged(e.epoch)
+      this.decoupledPolicies = e.decoupled
+      this.localStrongPolicies = e.localStrong ?? 0
+    }
+    return entry
   }
 
   /** A refused policies.yml: back to what it held before it was opened for writing here. */
