@@ -70,7 +70,7 @@ export async function connect (address: string, opts: ConnectOptions = {}): Prom
   await router.start()
   const client = new Client(router, DEFAULT_CLIENT_OPTIONS) as unknown as Connection
   const stopTimers = Client.prototype.close.bind(client)
-  client.setPolicy = (dir, yaml, p) => router.service.setPolicy(dir, yaml, p ?? `inode ${dir}`, backend.owner)
+  client.setPolicy = (dir, yaml, p) => router.setPolicy(dir, yaml, p ?? `inode ${dir}`)
   client.policyOf = dir => router.service.policyOf(dir)
   client.createMany = (dir, names, mode = 0o644) => router.createMany(dir, names, mode, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: process.pid })
   client.sync = dir => router.mergeAt(dir, false)
