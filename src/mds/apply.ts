@@ -68,6 +68,21 @@ function dirOf (ns: Namespace, ino: Ino): Inode | null {
   return inode && isDir(inode.mode) ? inode : null
 }
 
+/**
+ * The dentry a create or link replaces, if any. An empty directory (its inode
+ * counts its entries exactly; rmdir's ENOTEMPTY relies on that too) has none
+ * to find: it is marked complete instead of asking the store, so a merge that
+ * fills a directory whose cached state was evicted meanwhile does not read
+ * the store, and remember a negative entry, for every name it creates.
+ */
+function replacedEntry (ns: Namespace, parent: Inode, name: string): boolean {
+  if (parent.nentries === 0) {
+    ns.cache.markComplete(parent.ino)
+    return false
+  }
+  return ns.cache.getDentry(parent.ino, name) !== null
+}
+
 function touchDir (ns: Namespace, dir: Inode, time: Timespec): void {
   dir.mtime = time
   dir.ctime = time
@@ -77,7 +92,7 @@ function touchDir (ns: Namespace, dir: Inode, time: Timespec): void {
 function applyMknod (ns: Namespace, ev: MknodEvent): boolean {
   const parent = dirOf(ns, ev.parent)
   if (!parent) return false
-  if (ns.cache.getDentry(ev.parent, ev.name)) removeEntry(ns, ev.parent, ev.name, ev.time)
+  if (replacedEntry(ns, parent, ev.name)) removeEntry(ns, ev.parent, ev.name, ev.time)
   const dir = isDir(ev.mode)
   const inode: Inode = {
     ino: ev.ino,
@@ -113,7 +128,7 @@ function applyLink (ns: Namespace, ev: LinkEvent): boolean {
   const parent = dirOf(ns, ev.parent)
   const inode = ns.cache.getInode(ev.ino)
   if (!parent || !inode || isDir(inode.mode)) return false
-  if (ns.cache.getDentry(ev.parent, ev.name)) removeEntry(ns, ev.parent, ev.name, ev.time)
+  if (replacedEntry(ns, parent, ev.name)) removeEntry(ns, ev.parent, ev.name, ev.time)
   if (inode.nlink === 0) ns.strays.remove(inode.ino)
   inode.nlink++
   inode.ctime = ev.time

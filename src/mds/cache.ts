@@ -43,6 +43,8 @@ export interface Dentry {
   ref?: boolean
   /** DIRTY / FLUSHING bits: pinned while non-zero. */
   state?: number
+  /** The entry that replaced this one while it was in a state list. */
+  moved?: Dentry
 }
 
 interface InodeEntry {
@@ -203,6 +205,7 @@ export class MetadataCache {
     const d: Dentry = { parent, name, ino, type, ref: old !== undefined, state }
     dir.dentries.set(name, d)
     if (!old) this.dentryCount++
+    else if (state !== 0) old.moved = d
     if ((state & DIRTY) === 0) {
       if (state === 0) dir.unstored++
       d.state = state | DIRTY
@@ -210,9 +213,14 @@ export class MetadataCache {
     }
   }
 
-  /** The live entry for a dentry in one of the state lists (which may hold an older object for the same name). */
+  /**
+   * The live entry for a dentry in one of the state lists (which may hold an
+   * older object for the same name): listed entries are never evicted, and
+   * every replacement of one leaves a pointer to its successor.
+   */
   private live (d: Dentry): Dentry {
-    return this.dirs.get(d.parent)?.dentries.get(d.name) ?? d
+    while (d.moved !== undefined) d = d.moved
+    return d
   }
 
   /** A directory created here starts complete: all of its (zero) entries are cached. */
@@ -325,7 +333,7 @@ export class MetadataCache {
    */
   private scheduleEviction (): void {
     if (this.evictScheduled) return
-    if (this.inodes.size <= this.limits.inodes && this.dentryCount <= this.limits.dentries) return
+    if (this.cleanInodes() <= this.limits.inodes && this.cleanDentries() <= this.limits.dentries) return
     this.evictScheduled = true
     queueMicrotask(() => {
       this.evictScheduled = false
@@ -334,16 +342,35 @@ export class MetadataCache {
     })
   }
 
-  // Scans start at the oldest entry. Pinned or recently used entries go back
-  // to the young end (used ones lose their reference bit); the rest go. The
-  // scan is bounded, so a cache full of pinned entries costs one pass.
+  // The limits count clean entries: pinned ones cannot go anyway, and a
+  // merge of a big client journal pins a million of them until its trim
+  // commits. Counting them would start a full scan after every store read
+  // while the merge's entries wait for their trim. The state lists may name
+  // an entry twice (dirty again while flushing), so the pinned count is an
+  // upper bound and the cache may keep somewhat more clean entries than the
+  // limit for as long as that lasts.
+
+  private cleanInodes (): number {
+    return this.inodes.size - this.dirtyInodes.length - this.flushingInodes.length
+  }
+
+  private cleanDentries (): number {
+    return this.dentryCount - this.dirtyDentries.length - this.flushingDentries.length
+  }
+
+  // Scans start at the oldest entry. Recently used entries go back to the
+  // young end and lose their reference bit; pinned ones are passed over where
+  // they are (moving each of a million pinned entries costs more than the
+  // eviction is worth); the rest go. The scan is bounded to one pass.
 
   private evictInodes (): void {
+    const pinned = this.dirtyInodes.length + this.flushingInodes.length
     let budget = this.inodes.size
     for (const [ino, e] of this.inodes) {
-      if (this.inodes.size <= this.limits.inodes || budget-- <= 0) return
+      if (this.inodes.size - pinned <= this.limits.inodes || budget-- <= 0) return
+      if (e.state !== 0) continue
       this.inodes.delete(ino)
-      if (e.ref || e.state !== 0) {
+      if (e.ref) {
         e.ref = false
         this.inodes.set(ino, e)
       }
@@ -351,11 +378,12 @@ export class MetadataCache {
   }
 
   private evictDentries (): void {
+    const pinned = this.dirtyDentries.length + this.flushingDentries.length
     let budget = this.dentryCount
     for (const [parent, dir] of this.dirs) {
-      if (this.dentryCount <= this.limits.dentries || budget <= 0) return
+      if (this.dentryCount - pinned <= this.limits.dentries || budget <= 0) return
       for (const [name, d] of dir.dentries) {
-        if (this.dentryCount <= this.limits.dentries || budget-- <= 0) break
+        if (this.dentryCount - pinned <= this.limits.dentries || budget-- <= 0) break
         if (d.state) continue
         if (d.ref) {
           d.ref = false
