@@ -71,9 +71,15 @@ export interface CacheLimits {
 
 export const DEFAULT_CACHE_LIMITS: CacheLimits = { inodes: 50_000, dentries: 100_000 }
 
-/** What a trim writes: the state of every entry changed since the previous trim. */
+/**
+ * What a trim writes: the state of every entry changed since the previous
+ * trim. It holds the cache's own entries, not copies (a trim can hold a
+ * million of them), so it must be used before anything changes again: the
+ * trim encodes it at once. (Dentries are replaced, never changed, on a
+ * change; inodes are changed in place.)
+ */
 export interface DirtySnapshot {
-  inodes: Array<[Ino, Inode | null]>
+  inodes: ReadonlyArray<{ readonly ino: Ino, readonly inode: Inode | null }>
   dentries: Map<Ino, Dentry[]>
 }
 
@@ -264,11 +270,8 @@ export class MetadataCache {
    */
   takeDirty (): DirtySnapshot {
     if (this.isFlushing) throw new Error('a trim is already in flight')
-    const inodes: Array<[Ino, Inode | null]> = []
-    for (const e of this.dirtyInodes) {
-      e.state = (e.state & ~DIRTY) | FLUSHING
-      inodes.push([e.ino, e.inode])
-    }
+    const inodes = this.dirtyInodes
+    for (const e of inodes) e.state = (e.state & ~DIRTY) | FLUSHING
     const dentries = new Map<Ino, Dentry[]>()
     const flushing: Dentry[] = []
     for (const old of this.dirtyDentries) {
@@ -281,8 +284,7 @@ export class MetadataCache {
         list = []
         dentries.set(d.parent, list)
       }
-      // A snapshot of its state now: the entry may change again before the trim commits.
-      list.push({ parent: d.parent, name: d.name, ino: d.ino, type: d.type })
+      list.push(d)
     }
     this.flushingInodes = this.dirtyInodes
     this.flushingDentries = flushing

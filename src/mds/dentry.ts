@@ -5,7 +5,15 @@ import { Decoder, Encoder } from '../common/codec'
 import type { Ino } from './types'
 
 export function encodeDentry (ino: Ino, type: number): Buffer {
-  return new Encoder(12).uint(ino).uint(type >>> 12).finish()
+  const enc = new Encoder(12)
+  encodeDentryInto(enc, ino, type)
+  return enc.finish()
+}
+
+/** The record into enc (reset first): its view() holds it. */
+export function encodeDentryInto (enc: Encoder, ino: Ino, type: number): void {
+  enc.reset()
+  enc.uint(ino).uint(type >>> 12)
 }
 
 export function decodeDentry (value: Uint8Array): { ino: Ino, type: number } {

@@ -58,6 +58,12 @@ const HAS_BLOCKS = 4
 const BLOCKS_UNKNOWN = 8
 
 export function encodeInode (inode: Inode, enc = new Encoder(64)): Buffer {
+  encodeInodeInto(enc, inode)
+  return enc.finish()
+}
+
+/** The record into enc (reset first): its view() holds it. */
+export function encodeInodeInto (enc: Encoder, inode: Inode): void {
   enc.reset()
   let flags = 0
   if (inode.xattrs && inode.xattrs.size > 0) flags |= HAS_XATTRS
@@ -78,7 +84,6 @@ export function encodeInode (inode: Inode, enc = new Encoder(64)): Buffer {
     enc.uint(x.size)
     for (const [k, v] of x) enc.str(k).bytes(v)
   }
-  return enc.finish()
 }
 
 export function decodeInode (ino: Ino, rec: Uint8Array): Inode {

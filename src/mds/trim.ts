@@ -6,8 +6,8 @@
 import { Encoder, nameToBytes, u64Key } from '../common/codec'
 import type { ObjectOp, ObjectWrite } from '../store/types'
 import type { DirtySnapshot } from './cache'
-import { encodeDentry } from './dentry'
-import { encodeInode } from './inode'
+import { encodeDentryInto } from './dentry'
+import { encodeInodeInto } from './inode'
 import {
   dirObject, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
 } from './layout'
@@ -29,16 +29,63 @@ export interface TrimInput {
   dirExists: (ino: Ino) => boolean
 }
 
+/**
+ * The keys and values of one trim, cut from large buffers: a trim after a big
+ * merge writes millions of them, and a buffer (or an encoder) of its own for
+ * each made a good part of the MDS's garbage.
+ */
+class Slab {
+  private static readonly BYTES = 256 * 1024
+  private buf = Buffer.allocUnsafe(Slab.BYTES)
+  private pos = 0
+
+  private take (n: number): Buffer {
+    if (this.pos + n > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(Math.max(Slab.BYTES, n))
+      this.pos = 0
+    }
+    const b = this.buf.subarray(this.pos, this.pos + n)
+    this.pos += n
+    return b
+  }
+
+  copy (bytes: Uint8Array): Buffer {
+    const b = this.take(bytes.length)
+    b.set(bytes)
+    return b
+  }
+
+  /** As nameToBytes. */
+  name (name: string): Buffer {
+    const b = this.take(name.length)
+    b.write(name, 0, name.length, 'latin1')
+    return b
+  }
+
+  /** As u64Key. */
+  u64 (n: number): Buffer {
+    const b = this.take(8)
+    b.writeUInt32BE(Math.floor(n / 0x100000000), 0)
+    b.writeUInt32BE(n >>> 0, 4)
+    return b
+  }
+}
+
 export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
   const batch: ObjectWrite[] = []
+  const slab = new Slab()
+  const enc = new Encoder(128)
 
   for (const [parent, dentries] of t.snapshot.dentries) {
     if (!t.dirExists(parent)) continue
     const set: Array<[Uint8Array, Uint8Array]> = []
     const remove: Uint8Array[] = []
     for (const d of dentries) {
-      if (d.ino === 0) remove.push(nameToBytes(d.name))
-      else set.push([nameToBytes(d.name), encodeDentry(d.ino, d.type)])
+      if (d.ino === 0) remove.push(slab.name(d.name))
+      else {
+        encodeDentryInto(enc, d.ino, d.type)
+        set.push([slab.name(d.name), slab.copy(enc.view())])
+      }
     }
     const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
     if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
@@ -47,16 +94,19 @@ export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
   }
 
   const shards = new Map<string, { set: Array<[Uint8Array, Uint8Array]>, remove: Uint8Array[] }>()
-  const enc = new Encoder(128)
-  for (const [ino, inode] of t.snapshot.inodes) {
+  for (const { ino, inode } of t.snapshot.inodes) {
     const shard = inodeShardObject(ino)
     let s = shards.get(shard)
     if (!s) {
       s = { set: [], remove: [] }
       shards.set(shard, s)
     }
-    if (inode) s.set.push([u64Key(ino), encodeInode(inode, enc)])
-    else s.remove.push(u64Key(ino))
+    if (inode) {
+      encodeInodeInto(enc, inode)
+      s.set.push([slab.u64(ino), slab.copy(enc.view())])
+    } else {
+      s.remove.push(slab.u64(ino))
+    }
   }
   for (const [shard, s] of shards) {
     const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
