@@ -335,7 +335,7 @@ export class MetadataCache {
    */
   private scheduleEviction (): void {
     if (this.evictScheduled) return
-    if (this.cleanInodes() <= this.limits.inodes && this.cleanDentries() <= this.limits.dentries) return
+    if (!this.overInodes() && !this.overDentries()) return
     this.evictScheduled = true
     queueMicrotask(() => {
       this.evictScheduled = false
@@ -344,20 +344,28 @@ export class MetadataCache {
     })
   }
 
-  // The limits count clean entries: pinned ones cannot go anyway, and a
-  // merge of a big client journal pins a million of them until its trim
-  // commits. Counting them would start a full scan after every store read
-  // while the merge's entries wait for their trim. The state lists may name
-  // an entry twice (dirty again while flushing), so the pinned count is an
-  // upper bound and the cache may keep somewhat more clean entries than the
-  // limit for as long as that lasts.
+  // Pinned entries cannot go, and a merge of a big client journal pins a
+  // million of them until its trim commits: a limit on all entries would
+  // start a full scan after every store read while they wait. So clean
+  // entries are evicted down to the limit less what is pinned, but never
+  // below half the limit: the cache holds at most the limit while up to half
+  // of it is pinned (the steady state of a create-heavy mount, whose memory
+  // must stay bounded), and pinned + half the limit beyond. The state lists
+  // may name an entry twice (dirty again while flushing), so the pinned count
+  // is an upper bound.
 
-  private cleanInodes (): number {
-    return this.inodes.size - this.dirtyInodes.length - this.flushingInodes.length
+  private static cleanRoom (limit: number, pinned: number): number {
+    return Math.max(limit - pinned, limit >> 1)
   }
 
-  private cleanDentries (): number {
-    return this.dentryCount - this.dirtyDentries.length - this.flushingDentries.length
+  private overInodes (): boolean {
+    const pinned = this.dirtyInodes.length + this.flushingInodes.length
+    return this.inodes.size - pinned > MetadataCache.cleanRoom(this.limits.inodes, pinned)
+  }
+
+  private overDentries (): boolean {
+    const pinned = this.dirtyDentries.length + this.flushingDentries.length
+    return this.dentryCount - pinned > MetadataCache.cleanRoom(this.limits.dentries, pinned)
   }
 
   // Scans start at the oldest entry. Recently used entries go back to the
@@ -366,10 +374,9 @@ export class MetadataCache {
   // eviction is worth); the rest go. The scan is bounded to one pass.
 
   private evictInodes (): void {
-    const pinned = this.dirtyInodes.length + this.flushingInodes.length
     let budget = this.inodes.size
     for (const [ino, e] of this.inodes) {
-      if (this.inodes.size - pinned <= this.limits.inodes || budget-- <= 0) return
+      if (!this.overInodes() || budget-- <= 0) return
       if (e.state !== 0) continue
       this.inodes.delete(ino)
       if (e.ref) {
@@ -380,12 +387,11 @@ export class MetadataCache {
   }
 
   private evictDentries (): void {
-    const pinned = this.dirtyDentries.length + this.flushingDentries.length
     let budget = this.dentryCount
     for (const [parent, dir] of this.dirs) {
-      if (this.dentryCount - pinned <= this.limits.dentries || budget <= 0) return
+      if (!this.overDentries() || budget <= 0) return
       for (const [name, d] of dir.dentries) {
-        if (this.dentryCount - pinned <= this.limits.dentries || budget-- <= 0) break
+        if (!this.overDentries() || budget-- <= 0) break
         if (d.state) continue
         if (d.ref) {
           d.ref = false
