@@ -77,8 +77,13 @@ export class Journal {
   append (ev: Event): void {
     const before = this.enc.length
     encodeEvent(this.enc, ev)
-    this.pending++
-    this.stats.events++
+    this.appended(1, before)
+  }
+
+  /** Count n events encoded since the buffer held `before` bytes, and see that they get written. */
+  private appended (n: number, before: number): void {
+    this.pending += n
+    this.stats.events += n
     this.stats.bytes += this.enc.length - before
     if (this.enc.length >= EAGER_FLUSH_BYTES && this.holding === 0) {
       this.submit([], false)
@@ -109,15 +114,7 @@ export class Journal {
     for (let i = 0; i < names.length; i++) {
       encodeEvent(this.enc, { type: EventType.Mknod, parent, name: names[i], ino: firstIno + i, mode, uid, gid, rdev: 0, time, target: '' })
     }
-    this.pending += names.length
-    this.stats.events += names.length
-    this.stats.bytes += this.enc.length - before
-    if (this.enc.length >= EAGER_FLUSH_BYTES && this.holding === 0) {
-      this.submit([], false)
-    } else if (!this.backgroundInflight && !this.scheduled) {
-      this.scheduled = true
-      setImmediate(() => this.backgroundFlush())
-    }
+    this.appended(names.length, before)
   }
 
   /**

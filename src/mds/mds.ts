@@ -576,11 +576,7 @@ export class Mds implements MdsApi {
    */
   applyClientEvents (events: Event[], journal: boolean, merged?: { root: Ino, seq: number }): { applied: number, skipped: number } {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
-    for (const ev of events) {
-      if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge || ev.type === EventType.Merged) {
-        throw fsError('EINVAL', `a client journal may not hold ${describe(ev)}`)
-      }
-    }
+    refuseServerEvents(events)
     let applied = 0
     let skipped = 0
     const req = this.currentRequest
@@ -622,11 +618,7 @@ export class Mds implements MdsApi {
    */
   mergeSegments (segments: Uint8Array[], events: Event[], merged: { root: Ino, seq: number }): { applied: number, skipped: number, committed: Promise<unknown> } {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
-    for (const ev of events) {
-      if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge || ev.type === EventType.Merged) {
-        throw fsError('EINVAL', `a client journal may not hold ${describe(ev)}`)
-      }
-    }
+    refuseServerEvents(events)
     let applied = 0
     let skipped = 0
     for (const ev of events) {
@@ -877,3 +869,11 @@ function describe (ev: Event): string {
   }
 }
 
+/** Events only the MDS writes (claims, request markers, purges, merge marks) have no place in a client journal. */
+function refuseServerEvents (events: Event[]): void {
+  for (const ev of events) {
+    if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge || ev.type === EventType.Merged) {
+      throw fsError('EINVAL', `a client journal may not hold ${describe(ev)}`)
+    }
+  }
+}

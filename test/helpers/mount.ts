@@ -174,6 +174,41 @@ function abortConnection (dev: number): void {
   } catch {}
 }
 
+/** A process started with a ready line to wait for, its output kept for error messages. */
+export async function spawnReady (argv: string[], ready: string, what: string, started?: (p: Spawned) => void): Promise<Spawned> {
+  const child = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  const p: Spawned = { child, output: () => out, exited }
+  // The caller holds the child from here on, so it can kill it if it never gets ready.
+  started?.(p)
+  child.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not become ready in 20 s:\n${out}`)), 20000)
+    const onData = (d: Buffer): void => {
+      out += d.toString()
+      if (out.includes(ready)) {
+        clearTimeout(timer)
+        resolve()
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.on('exit', code => {
+      clearTimeout(timer)
+      reject(new Error(`${what} exited with code ${code} before it was ready:\n${out}`))
+    })
+  })
+  return p
+}
+
+export interface Spawned {
+  child: ChildProcess
+  /** Everything it printed so far (stdout and stderr). */
+  output: () => string
+  exited: Promise<number | null>
+}
+
 export interface MountOptions {
   /** Reuse this store directory instead of a fresh one. */
   store?: string
@@ -183,33 +218,23 @@ export interface MountOptions {
 
 export class CudeleMount {
   server: ChildProcess | null = null
-  log = ''
+  private output: () => string = () => ''
   private exitPromise: Promise<number | null> | null = null
 
   constructor (readonly root: string, readonly mnt: string, readonly store: string, private readonly args: string[]) {}
 
+  /** What the server printed since it was last started. */
+  get log (): string {
+    return this.output()
+  }
+
   /** Start the server and wait for its ready line. */
   async start (): Promise<void> {
     fs.mkdirSync(this.mnt, { recursive: true })
-    const child = spawn(process.execPath, [CLI, 'mount', this.mnt, '--store', this.store, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    this.server = child
-    this.log = ''
-    this.exitPromise = new Promise(resolve => child.on('exit', code => resolve(code)))
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`mount did not become ready in 20 s:\n${this.log}`)), 20000)
-      const onData = (d: Buffer): void => {
-        this.log += d.toString()
-        if (this.log.includes('cudele: mounted')) {
-          clearTimeout(timer)
-          resolve()
-        }
-      }
-      child.stdout?.on('data', onData)
-      child.stderr?.on('data', onData)
-      child.on('exit', code => {
-        clearTimeout(timer)
-        reject(new Error(`mount exited with code ${code} before it was ready:\n${this.log}`))
-      })
+    await spawnReady(['mount', this.mnt, '--store', this.store, ...this.args], 'cudele: mounted', 'mount', p => {
+      this.server = p.child
+      this.output = p.output
+      this.exitPromise = p.exited
     })
   }
 

@@ -9,11 +9,11 @@
 //   await srv.status()                          // `cudele status --json`, parsed
 //   await cleanupServers()                      // in after(): every server, mount and child started here
 
-import { type ChildProcess, spawn } from 'child_process'
+import type { ChildProcess } from 'child_process'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import { CLI, forceUnmount, isMounted, killChildren, node, REPO, sh, shOk, type ShResult, startChild, type Running } from './mount'
+import { CLI, forceUnmount, isMounted, killChildren, node, REPO, sh, shOk, type ShResult, spawnReady, startChild, type Running } from './mount'
 import type { StatusReport } from '../../src/server/admin'
 
 /** The compiled library (what `require('cudele')` gives), for child scripts. */
@@ -32,31 +32,6 @@ function tempRoot (): string {
 /** `cudele ARGS` in a child process. */
 export function cudele (args: string, opts: { timeoutMs?: number } = {}): Promise<ShResult> {
   return sh(`"${process.execPath}" "${CLI}" ${args}`, { timeoutMs: opts.timeoutMs ?? 60000 })
-}
-
-/** A process started with a ready line to wait for, its output kept for error messages. */
-async function spawnReady (argv: string[], ready: string, what: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  child.on('error', () => {})
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not become ready in 20 s:\n${out}`)), 20000)
-    const onData = (d: Buffer): void => {
-      out += d.toString()
-      if (out.includes(ready)) {
-        clearTimeout(timer)
-        resolve()
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.on('exit', code => {
-      clearTimeout(timer)
-      reject(new Error(`${what} exited with code ${code} before it was ready:\n${out}`))
-    })
-  })
-  return { child, output: () => out, exited }
 }
 
 export interface ServerOptions {
