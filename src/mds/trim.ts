@@ -4,12 +4,13 @@
 // event twice).
 
 import { Encoder, nameToBytes, u64Key } from '../common/codec'
+import { OmapPacker } from '../store/omap'
 import type { ObjectOp, ObjectWrite } from '../store/types'
 import type { DirtySnapshot } from './cache'
 import { encodeDentryInto } from './dentry'
-import { encodeInodeInto } from './inode'
+import { encodeInodeInto, type Inode } from './inode'
 import {
-  dirObject, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
+  dirObject, inodeShardObject, INODES_PER_SHARD, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
 } from './layout'
 import type { Ino } from './types'
 
@@ -29,90 +30,55 @@ export interface TrimInput {
   dirExists: (ino: Ino) => boolean
 }
 
-/**
- * The keys and values of one trim, cut from large buffers: a trim after a big
- * merge writes millions of them, and a buffer (or an encoder) of its own for
- * each made a good part of the MDS's garbage.
- */
-class Slab {
-  private static readonly BYTES = 256 * 1024
-  private buf = Buffer.allocUnsafe(Slab.BYTES)
-  private pos = 0
-
-  private take (n: number): Buffer {
-    if (this.pos + n > this.buf.length) {
-      this.buf = Buffer.allocUnsafe(Math.max(Slab.BYTES, n))
-      this.pos = 0
-    }
-    const b = this.buf.subarray(this.pos, this.pos + n)
-    this.pos += n
-    return b
-  }
-
-  copy (bytes: Uint8Array): Buffer {
-    const b = this.take(bytes.length)
-    b.set(bytes)
-    return b
-  }
-
-  /** As nameToBytes. */
-  name (name: string): Buffer {
-    const b = this.take(name.length)
-    b.write(name, 0, name.length, 'latin1')
-    return b
-  }
-
-  /** As u64Key. */
-  u64 (n: number): Buffer {
-    const b = this.take(8)
-    b.writeUInt32BE(Math.floor(n / 0x100000000), 0)
-    b.writeUInt32BE(n >>> 0, 4)
-    return b
-  }
-}
-
 export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
   const batch: ObjectWrite[] = []
-  const slab = new Slab()
+  // A trim after a big merge sets millions of entries: packed (omap.ts), not as pairs.
+  const packer = new OmapPacker()
   const enc = new Encoder(128)
 
   for (const [parent, dentries] of t.snapshot.dentries) {
     if (!t.dirExists(parent)) continue
-    const set: Array<[Uint8Array, Uint8Array]> = []
     const remove: Uint8Array[] = []
+    packer.begin()
     for (const d of dentries) {
-      if (d.ino === 0) remove.push(slab.name(d.name))
+      if (d.ino === 0) remove.push(nameToBytes(d.name))
       else {
         encodeDentryInto(enc, d.ino, d.type)
-        set.push([slab.name(d.name), slab.copy(enc.view())])
+        packer.addNamed(d.name, enc.view())
       }
     }
     const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
     if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
-    if (set.length > 0) ops.push({ op: 'omapSet', entries: set })
+    if (packer.entries > 0) ops.push({ op: 'omapSet', entries: packer.finish() })
     batch.push({ pool: METADATA_POOL, name: dirObject(parent), ops })
   }
 
-  const shards = new Map<string, { set: Array<[Uint8Array, Uint8Array]>, remove: Uint8Array[] }>()
-  for (const { ino, inode } of t.snapshot.inodes) {
-    const shard = inodeShardObject(ino)
-    let s = shards.get(shard)
-    if (!s) {
-      s = { set: [], remove: [] }
-      shards.set(shard, s)
+  // Inodes by shard, in the order the snapshot lists them within each.
+  const shards = new Map<number, Array<{ ino: Ino, inode: Inode | null }>>()
+  for (const e of t.snapshot.inodes) {
+    const shard = Math.floor(e.ino / INODES_PER_SHARD)
+    let list = shards.get(shard)
+    if (!list) {
+      list = []
+      shards.set(shard, list)
     }
-    if (inode) {
-      encodeInodeInto(enc, inode)
-      s.set.push([slab.u64(ino), slab.copy(enc.view())])
-    } else {
-      s.remove.push(slab.u64(ino))
-    }
+    list.push(e)
   }
-  for (const [shard, s] of shards) {
+  for (const list of shards.values()) {
+    const remove: Uint8Array[] = []
+    packer.begin()
+    for (const { ino, inode } of list) {
+      if (inode) {
+        encodeInodeInto(enc, inode)
+        packer.addU64(ino, enc.view())
+      } else {
+        remove.push(u64Key(ino))
+      }
+    }
     const ops: ObjectOp[] = [{ op: 'create', exclusive: false }]
-    if (s.remove.length > 0) ops.push({ op: 'omapRemove', keys: s.remove })
-    if (s.set.length > 0) ops.push({ op: 'omapSet', entries: s.set })
-    batch.push({ pool: METADATA_POOL, name: shard, ops })
+    if (remove.length > 0) ops.push({ op: 'omapRemove', keys: remove })
+    if (packer.entries > 0) ops.push({ op: 'omapSet', entries: packer.finish() })
+    batch.push({ pool: METADATA_POOL, name: inodeShardObject(list[0].ino), ops })
   }
 
   if (t.strayChanges.size > 0) {

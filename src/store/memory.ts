@@ -8,6 +8,7 @@ import type {
   CommitInfo, ListRange, LocalReads, ObjectOp, ObjectStat, ObjectStore, ObjectWrite, OmapEntry, OmapRange, PoolName,
   StoreUsage, SubmitOptions
 } from './types'
+import { forEachOmapEntry } from './omap'
 import { StoreError } from './types'
 
 interface MemObject {
@@ -136,7 +137,7 @@ export class MemoryStore implements ObjectStore, LocalReads {
         if (o) { o.data = Buffer.from(o.data); o.data.fill(0, Math.min(op.offset, o.data.length), Math.min(op.offset + op.length, o.data.length)) }
         return
       case 'remove': drop(); return
-      case 'omapSet': { const x = ensure(); for (const [k, v] of op.entries) x.omap.set(key(k), v); x.sorted = null; return }
+      case 'omapSet': { const x = ensure(); forEachOmapEntry(op.entries, (k, v) => x.omap.set(key(k), v)); x.sorted = null; return }
       case 'omapRemove': if (o) { for (const k of op.keys) o.omap.delete(key(k)); o.sorted = null } return
       case 'omapRemoveRange':
         if (o) {

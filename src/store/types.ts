@@ -32,6 +32,8 @@
 //     and the version it had when that ObjectWrite began;
 //   - names sort by their UTF-8 bytes; omap keys by unsigned bytes (memcmp).
 
+import type { OmapEntries } from './omap'
+
 export type PoolName = string
 
 /** One operation on one object; an ObjectWrite holds several, applied atomically. */
@@ -50,8 +52,8 @@ export type ObjectOp =
   | { op: 'zero'; offset: number; length: number }
   /** Remove the object with its payload, omap and xattrs (no error if absent; use assertExists to require it). Later ops in the same write recreate it. */
   | { op: 'remove' }
-  /** Set omap keys (insert or replace). Like every write op, creates the object if absent. */
-  | { op: 'omapSet'; entries: Array<[key: Uint8Array, value: Uint8Array]> }
+  /** Set omap keys (insert or replace). Like every write op, creates the object if absent. Entries may come packed (omap.ts). */
+  | { op: 'omapSet'; entries: OmapEntries }
   /** Remove omap keys; absent keys are ignored. */
   | { op: 'omapRemove'; keys: Uint8Array[] }
   /** Remove omap keys in [start, end) (end undefined: to the last key). */

@@ -5,6 +5,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { openStore, ObjectWrite, StoreError } from '../../src/store'
 import { b, freshStore, pattern, rmDir, str, tmpDir } from './helpers'
+import { MemoryStore } from '../../src/store/memory'
+import { OmapPacker } from '../../src/store/omap'
 
 function w (name: string, ...ops: ObjectWrite['ops']): ObjectWrite {
   return { pool: 'p', name, ops }
@@ -189,5 +191,43 @@ test('checkpoints keep the WAL bounded', async () => {
     await new Promise(resolve => setTimeout(resolve, 300))
     assert.ok(store.stats().checkpoints > before, 'an idle writer checkpoints')
     assert.ok(dir.length > 0)
+  } finally { await done() }
+})
+
+test('packed omap entries set the same keys as pairs, on both backends, across slabs and next to a large value', async () => {
+  const { store, done } = await freshStore('batch-packed')
+  const memory = new MemoryStore()
+  try {
+    const packer = new OmapPacker()
+    // Enough entries to spill over the packer's first slab, in two objects.
+    const names = Array.from({ length: 40_000 }, (_, i) => `name-${i}`)
+    packer.begin()
+    for (const n of names) packer.addNamed(n, b(`v${n}`))
+    const dir = packer.finish()
+    packer.begin()
+    for (let i = 0; i < 3000; i++) packer.addU64(0x1_0000_0000 + i, b(String(i)))
+    const shard = packer.finish()
+    assert.equal(dir.count, names.length)
+    assert.equal(shard.count, 3000)
+    // A large value travels as a transfer (detached here): one for each backend.
+    const batch = (): ObjectWrite[] => [
+      w('dir', { op: 'omapSet', entries: dir }),
+      w('shard', { op: 'omapSet', entries: shard }, { op: 'omapSet', entries: [[b('big'), pattern(64 * 1024, 9)]] })
+    ]
+    await store.submit(batch(), { durable: false })
+    await memory.submit(batch(), { durable: false })
+    for (const s of [store, memory]) {
+      const rows = s.omapListSync('p', 'dir', { limit: 100_000 })
+      assert.equal(rows.length, names.length)
+      assert.deepEqual(s.omapGetSync('p', 'dir', [b('name-39999')]).map(r => str(r.value)), ['vname-39999'])
+      const inodes = s.omapListSync('p', 'shard', { limit: 100_000 })
+      assert.equal(inodes.length, 3001)
+      // u64 keys are big-endian: they sort by number.
+      assert.deepEqual(Buffer.from(inodes[0].key), Buffer.from([0, 0, 0, 1, 0, 0, 0, 0]))
+      assert.equal(str(inodes[2999].value), '2999')
+      assert.equal(inodes[3000].value.length, 64 * 1024)
+    }
+    // Iterating gives the pairs.
+    assert.deepEqual([...shard].slice(0, 1).map(([k, v]) => [Buffer.from(k).readUInt32BE(4), str(v)]), [[0, '0']])
   } finally { await done() }
 })

@@ -255,7 +255,7 @@ export class ObjectOverlay implements ObjectView {
   /** Consecutive omap sets (or removes) travel as one op. */
   private pushOp (op: ObjectOp): void {
     const last = this.ops[this.ops.length - 1]
-    if (last?.op === 'omapSet' && op.op === 'omapSet') { last.entries.push(...op.entries); return }
+    if (last?.op === 'omapSet' && op.op === 'omapSet' && Array.isArray(last.entries)) { last.entries.push(...op.entries); return }
     if (last?.op === 'omapRemove' && op.op === 'omapRemove') { last.keys.push(...op.keys); return }
     this.ops.push(op.op === 'omapSet' ? { op: 'omapSet', entries: [...op.entries] } : op.op === 'omapRemove' ? { op: 'omapRemove', keys: [...op.keys] } : op)
   }

@@ -15,6 +15,7 @@
 //     the version it had when the write began.
 
 import Database from 'better-sqlite3'
+import { forEachOmapEntry } from '../omap'
 import { ObjectOp, ObjectWrite, StoreError } from '../types'
 import { CHUNK_BYTES, CHUNKS_PER_OBJECT, MAX_OBJECT_BYTES } from './schema'
 
@@ -128,7 +129,8 @@ export class Applier {
         return undefined
       case 'omapSet': {
         const r = ensure()
-        for (const [k, v] of op.entries) this.s.setOmap.run(r.id, k, v)
+        const set = this.s.setOmap
+        forEachOmapEntry(op.entries, (k, v) => set.run(r.id, k, v))
         return r
       }
       case 'omapRemove':

@@ -9,6 +9,7 @@
 // Encoding also validates the batch, so a malformed request fails on the
 // caller's thread with EINVAL/EFBIG and never reaches the writer.
 
+import { PackedOmap } from '../omap'
 import { ObjectOp, ObjectWrite, StoreError } from '../types'
 import { MAX_OBJECT_BYTES } from './schema'
 
@@ -145,6 +146,8 @@ function sizeOp (op: ObjectOp, w: ObjectWrite, sizeBytes: SizeBytes, sizeString:
       return 17
     case 'remove': case 'omapClear': case 'assertExists': return 1
     case 'omapSet':
+      // Packed entries are in the wire layout already (omap.ts): copied in one piece.
+      if (op.entries instanceof PackedOmap) return 5 + op.entries.bytes.byteLength
       if (!Array.isArray(op.entries)) throw invalid(`omapSet entries of ${where} must be an array`)
       for (const e of op.entries) {
         if (!Array.isArray(e) || e.length !== 2) throw invalid(`an omapSet entry of ${where} is not a [key, value] pair`)
@@ -185,6 +188,11 @@ function putOp (op: ObjectOp, out: Cursor, putBytes: (d: Uint8Array) => void): v
     case 'zero': out.f64(op.offset); out.f64(op.length); break
     case 'remove': case 'omapClear': case 'assertExists': break
     case 'omapSet':
+      if (op.entries instanceof PackedOmap) {
+        out.u32(op.entries.count)
+        out.bytes(op.entries.bytes)
+        break
+      }
       out.u32(op.entries.length)
       for (const [k, v] of op.entries) { putBytes(k); putBytes(v) }
       break
@@ -208,7 +216,8 @@ function putOp (op: ObjectOp, out: Cursor, putBytes: (d: Uint8Array) => void): v
  * structure or a transferred payload: nothing is copied.
  */
 export function decodeBatch (structure: ArrayBuffer, payloads: ArrayBuffer[]): ObjectWrite[] {
-  const inp = new Cursor(Buffer.from(structure))
+  const buf = Buffer.from(structure)
+  const inp = new Cursor(buf)
   const getBytes = (): Buffer => {
     const n = inp.u32()
     if (n === TRANSFERRED) return Buffer.from(payloads[inp.u32()])
@@ -233,6 +242,14 @@ export function decodeBatch (structure: ArrayBuffer, payloads: ArrayBuffer[]): O
         case OP.remove: ops.push({ op: 'remove' }); break
         case OP.omapSet: {
           const n = inp.u32()
+          // Inline entries are walked in place by the applier (no pair per entry).
+          // (A transferred payload's marker reads as a length past the end: no view.)
+          const packed = PackedOmap.view(buf, inp.pos, n)
+          if (packed !== null) {
+            inp.pos = packed.end
+            ops.push({ op: 'omapSet', entries: packed.entries })
+            break
+          }
           const entries: Array<[Uint8Array, Uint8Array]> = []
           for (let k = 0; k < n; k++) { const key = getBytes(); entries.push([key, getBytes()]) }
           ops.push({ op: 'omapSet', entries })
