@@ -6,6 +6,8 @@
 // timestamps all fit.
 
 const INITIAL_BYTES = 256
+/** Byte strings up to this long are copied byte by byte. */
+const SHORT_BYTES = 24
 
 export class Encoder {
   private buf: Buffer
@@ -58,17 +60,34 @@ export class Encoder {
 
   /** A byte string (one char per byte, latin1): how names travel through cudele. */
   str (s: string): this {
-    this.uint(s.length)
-    this.ensure(s.length)
-    this.pos += this.buf.write(s, this.pos, s.length, 'latin1')
+    const n = s.length
+    this.uint(n)
+    this.ensure(n)
+    if (n <= SHORT_BYTES) {
+      // Short strings (most names) are cheaper copied here than by a call into the runtime.
+      const buf = this.buf
+      let pos = this.pos
+      for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i)
+      this.pos = pos
+    } else {
+      this.pos += this.buf.write(s, this.pos, n, 'latin1')
+    }
     return this
   }
 
   /** Raw bytes without a length prefix. */
   raw (b: Uint8Array): this {
-    this.ensure(b.length)
-    this.buf.set(b, this.pos)
-    this.pos += b.length
+    const n = b.length
+    this.ensure(n)
+    if (n <= SHORT_BYTES) {
+      const buf = this.buf
+      let pos = this.pos
+      for (let i = 0; i < n; i++) buf[pos++] = b[i]
+      this.pos = pos
+    } else {
+      this.buf.set(b, this.pos)
+      this.pos += n
+    }
     return this
   }
 

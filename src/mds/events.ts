@@ -224,6 +224,20 @@ export function encodeEvent (enc: Encoder, ev: Event): void {
   }
 }
 
+/**
+ * Mknod events for names[i] with inode firstIno + i, everything else shared,
+ * exactly as encodeEvent encodes them one by one: the bytes before the name
+ * and after the inode number are the same for all of them, so they are
+ * encoded once (a decoupled client's createMany).
+ */
+export function encodeCreates (enc: Encoder, parent: Ino, names: string[], firstIno: Ino, mode: number, uid: number, gid: number, time: Timespec): void {
+  const head = new Encoder(16).u8(EventType.Mknod).uint(parent).finish()
+  const tailEnc = new Encoder(32).uint(mode).uint(uid).uint(gid).uint(0)
+  ts(tailEnc, time)
+  const tail = tailEnc.str('').finish()
+  for (let i = 0; i < names.length; i++) enc.raw(head).str(names[i]).uint(firstIno + i).raw(tail)
+}
+
 export function decodeEvent (d: Decoder): Event {
   const type = d.u8()
   switch (type) {

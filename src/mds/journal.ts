@@ -13,7 +13,7 @@
 
 import { Encoder } from '../common/codec'
 import type { CommitInfo, LocalReads, ObjectStore, ObjectWrite } from '../store/types'
-import { decodeEvents, encodeEvent, EventType, type Event } from './events'
+import { decodeEvents, encodeCreates, encodeEvent, type Event } from './events'
 import type { Timespec } from '../common/time'
 import type { Ino } from './types'
 import { JOURNAL_PREFIX, journalObject, METADATA_POOL, parseJournalObject } from './layout'
@@ -111,9 +111,7 @@ export class Journal {
    */
   appendCreates (parent: Ino, names: string[], firstIno: Ino, mode: number, uid: number, gid: number, time: Timespec): void {
     const before = this.enc.length
-    for (let i = 0; i < names.length; i++) {
-      encodeEvent(this.enc, { type: EventType.Mknod, parent, name: names[i], ino: firstIno + i, mode, uid, gid, rdev: 0, time, target: '' })
-    }
+    encodeCreates(this.enc, parent, names, firstIno, mode, uid, gid, time)
     this.appended(names.length, before)
   }
 
