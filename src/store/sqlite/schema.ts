@@ -84,8 +84,12 @@ export function prepareDatabase (dir: string, dbPath: string, opts: { create: bo
     const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as { n: number }
     if (appId === 0 && tables.n === 0) {
       if (opts.readOnly || !opts.create) throw new StoreError('EINVAL', `${dir} is not a cudele store: ${dbPath} is empty`)
-      // page_size must be set before the first table exists.
-      db.pragma('page_size = 4096')
+      // page_size must be set before the first table exists. 8 KiB rather than
+      // SQLite's 4 KiB: a trim that sets millions of omap rows ran 8% faster
+      // in the writer (Fig. 6a's merges), the same cache holds more keys per
+      // level, and fsync'd creates were no slower (bench durable). Stores
+      // made with 4 KiB pages keep them.
+      db.pragma('page_size = 8192')
       db.pragma('journal_mode = WAL')
       db.transaction(() => {
         db.exec(DDL)
