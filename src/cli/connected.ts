@@ -35,7 +35,8 @@ export async function startConnected (opts: ConnectedOptions): Promise<Connected
   // Changes an earlier run kept for strong subtrees with durability local, and the server may have lost.
   // Replayed once this session is open: the replay acts for the same owner, whose subtrees stay held meanwhile.
   await recoverRequestLogs(opts.connect, id.journalDir, line => console.error(`cudele: ${line}`))
-  backend.keeper = new RequestLog(requestLogName(id.journalDir, backend.clientName), backend.clientName, opts.connect, id.owner)
+  const logFile = requestLogName(id.journalDir, backend.clientName)
+  backend.keeper = new RequestLog(logFile, backend.clientName, opts.connect, id.owner)
   const router = new CudeleBackend(backend, new RemoteSubtreeService(backend), id.owner, { journalDir: id.journalDir, source: opts.connect })
   await router.start()
   const client = new Client(router, DEFAULT_CLIENT_OPTIONS)
@@ -57,6 +58,8 @@ export async function startConnected (opts: ConnectedOptions): Promise<Connected
         client.close()
         await router.close()
         await backend.close()
+        const left = backend.unsafeCount
+        if (left > 0) console.error(`cudele: the server did not store ${left} request(s) in time; they stay in ${logFile} and are replayed when ${opts.mountpoint} is mounted from ${opts.connect} again`)
       }
     }
   } catch (err) {
