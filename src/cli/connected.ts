@@ -22,6 +22,9 @@ export interface ConnectedOptions {
   journalDir?: string
 }
 
+/** Seconds the kernel keeps names and attributes in a decoupled subtree this client owns. */
+const OWNED_TIMEOUT_S = 1
+
 export interface Connected {
   client: Client
   backend: RemoteBackend
@@ -47,7 +50,9 @@ export async function startConnected (opts: ConnectedOptions): Promise<Connected
       allowOther: opts.allowOther ?? process.getuid?.() === 0,
       autoUnmount: true,
       options: opts.fuseOptions,
-      adapter: { entryTimeout: 0, attrTimeout: 0, negativeTimeout: 0, keepCache: false }
+      // Other clients change the namespace: the kernel asks every time, except
+      // in this client's own decoupled subtrees.
+      adapter: { entryTimeout: 0, attrTimeout: 0, negativeTimeout: 0, keepCache: false, ownedTimeout: OWNED_TIMEOUT_S }
     })
     return {
       client,

@@ -48,6 +48,12 @@ export interface ClientBackend extends MdsApi {
   /** Like lookup, but null for "no such entry" (negative answers are common and must be cheap). */
   lookupOrNull (parent: Ino, name: string): Attr | null | Promise<Attr | null>
   /**
+   * Does only this client change ino's metadata (optional)? True in a
+   * decoupled subtree it owns: the kernel may then keep names and attributes
+   * there even when the mount otherwise asks the server every time.
+   */
+  changedOnlyHere? (ino: Ino): boolean
+  /**
    * Commit data object writes together with the attribute change they imply,
    * atomically. `attr` is the new state (at once); `committed` resolves when the
    * batch is in the store.

@@ -358,6 +358,11 @@ export class Client {
     if (bits & CAP_CACHE) this.onInvalidate?.(ino)
   }
 
+  /** Does only this client change ino's metadata (a decoupled subtree it owns)? */
+  changedOnlyHere (ino: Ino): boolean {
+    return this.backend.changedOnlyHere?.(ino) ?? false
+  }
+
   /** May the kernel keep its cached pages of this open file? Not when the next read must reach us to move atime. */
   keepsCache (fh: number): boolean {
     return this.handles.get(fh)?.atimeDue !== true

@@ -136,6 +136,10 @@ export class CudeleBackend implements ClientBackend {
     return null
   }
 
+  changedOnlyHere (ino: Ino): boolean {
+    return this.trees.size > 0 && this.treeOf(ino) !== null
+  }
+
   /** Where a change in dir goes: this client's subtree (claiming it if needed), or null for the MDS. */
   private async treeForChange (dir: Ino): Promise<DecoupledSubtree | null> {
     const t = this.treeOf(dir)

@@ -17,6 +17,14 @@ export interface AdapterOptions {
   negativeTimeout: number
   /** Keep the kernel's page cache across opens (safe when this mount is the only writer). */
   keepCache: boolean
+  /**
+   * Names, negative entries and attributes of what only this client changes
+   * (a decoupled subtree it owns) are kept at least this long (seconds), even
+   * with the timeouts above at 0: otherwise every component of every path is
+   * a request. When the subtree is let go the kernel may show it as it was for
+   * up to this long.
+   */
+  ownedTimeout?: number
 }
 
 export const DEFAULT_ADAPTER_OPTIONS: AdapterOptions = {
@@ -85,9 +93,20 @@ export class FuseAdapter {
     t[ATTR.generation] = 0
   }
 
-  private entry (req: ReqId, a: Attr): void {
+  private entry (req: ReqId, parent: Ino, a: Attr): void {
     this.fill(a)
-    this.s().replyEntry(req, this.opts.entryTimeout, this.opts.attrTimeout)
+    this.s().replyEntry(req, this.entryTimeout(parent), this.attrTimeout(a.ino))
+  }
+
+  /** How long the kernel may keep a name in parent (positive or negative: `base`). */
+  private entryTimeout (parent: Ino, base = this.opts.entryTimeout): number {
+    const owned = this.opts.ownedTimeout ?? 0
+    return owned > base && this.client.changedOnlyHere(parent) ? owned : base
+  }
+
+  private attrTimeout (ino: Ino): number {
+    const owned = this.opts.ownedTimeout ?? 0
+    return owned > this.opts.attrTimeout && this.client.changedOnlyHere(ino) ? owned : this.opts.attrTimeout
   }
 
   private openFlags (fh: number): number {
@@ -106,13 +125,13 @@ export class FuseAdapter {
 
       lookup: (req, parent, name) => {
         c.lookup(parent, name).then(a => {
-          if (a) return this.entry(req, a)
+          if (a) return this.entry(req, parent, a)
           this.attr.fill(0)
-          this.s().replyEntry(req, this.opts.negativeTimeout, 0)
+          this.s().replyEntry(req, this.entryTimeout(parent, this.opts.negativeTimeout), 0)
         }, err(req))
       },
       getattr: (req, ino) => {
-        c.getattr(ino).then(a => { this.fill(a); this.s().replyAttr(req, this.opts.attrTimeout) }, err(req))
+        c.getattr(ino).then(a => { this.fill(a); this.s().replyAttr(req, this.attrTimeout(ino)) }, err(req))
       },
       setattr: (req, ino, toSet, mode, uid, gid, size, atimeSec, atimeNsec, mtimeSec, mtimeNsec, _fh, caller) => {
         const change: SetAttr = {}
@@ -124,27 +143,27 @@ export class FuseAdapter {
         else if (toSet & SET_ATTR.ATIME) change.atime = { s: atimeSec, ns: atimeNsec }
         if (toSet & SET_ATTR.MTIME_NOW) change.mtime = 'now'
         else if (toSet & SET_ATTR.MTIME) change.mtime = { s: mtimeSec, ns: mtimeNsec }
-        c.setattr(ino, change, caller).then(a => { this.fill(a); this.s().replyAttr(req, this.opts.attrTimeout) }, err(req))
+        c.setattr(ino, change, caller).then(a => { this.fill(a); this.s().replyAttr(req, this.attrTimeout(ino)) }, err(req))
       },
       readlink: (req, ino) => {
         c.readlink(ino).then(t => { this.s().replyReadlink(req, t) }, err(req))
       },
       mknod: (req, parent, name, mode, rdev, caller) => {
-        c.mknod(parent, name, mode, rdev, caller).then(a => this.entry(req, a), err(req))
+        c.mknod(parent, name, mode, rdev, caller).then(a => this.entry(req, parent, a), err(req))
       },
       mkdir: (req, parent, name, mode, caller) => {
-        c.mkdir(parent, name, mode, caller).then(a => this.entry(req, a), err(req))
+        c.mkdir(parent, name, mode, caller).then(a => this.entry(req, parent, a), err(req))
       },
       unlink: (req, parent, name) => { c.unlink(parent, name).then(ok(req), err(req)) },
       rmdir: (req, parent, name) => { c.rmdir(parent, name).then(ok(req), err(req)) },
       symlink: (req, target, parent, name, caller) => {
-        c.symlink(parent, name, target, caller).then(a => this.entry(req, a), err(req))
+        c.symlink(parent, name, target, caller).then(a => this.entry(req, parent, a), err(req))
       },
       rename: (req, parent, name, newParent, newName, flags) => {
         c.rename(parent, name, newParent, newName, flags).then(ok(req), err(req))
       },
       link: (req, ino, newParent, newName) => {
-        c.link(ino, newParent, newName).then(a => this.entry(req, a), err(req))
+        c.link(ino, newParent, newName).then(a => this.entry(req, newParent, a), err(req))
       },
       open: (req, ino, flags, caller) => {
         c.open(ino, flags, caller).then(({ fh }) => { this.s().replyOpen(req, fh, this.openFlags(fh)) }, err(req))
@@ -152,7 +171,7 @@ export class FuseAdapter {
       create: (req, parent, name, mode, flags, caller: Caller) => {
         c.create(parent, name, mode, flags, caller).then(({ attr, fh }) => {
           this.fill(attr)
-          this.s().replyCreate(req, this.opts.entryTimeout, this.opts.attrTimeout, fh, this.openFlags(fh))
+          this.s().replyCreate(req, this.entryTimeout(parent), this.attrTimeout(attr.ino), fh, this.openFlags(fh))
         }, err(req))
       },
       read: (req, _ino, size, offset, fh) => {

@@ -212,6 +212,23 @@ test('invisible, durability none: unmount merges nothing and keeps nothing; the 
   // (fsck at the end finds no data of these files.)
 })
 
+test('the owner\'s kernel keeps names and attributes of its own subtree; once the subtree is let go it sees the other client\'s changes again within seconds', { timeout: 90000 }, async () => {
+  await setPolicy(b, 'owned', 'consistency: weak\ndurability: none\nsync_interval: off\n')
+  // A's changes and its own view of them: every lookup here may come from the kernel's cache.
+  const mine = await tree(a, 'owned', 'mkdir -p owned/d && echo one > owned/d/f && echo two > owned/d/g && mv owned/d/g owned/d/h && rm owned/d/f && touch owned/d/f2 && chmod 600 owned/d/f2 && stat owned/d/h owned/d/f2 >/dev/null && ! test -e owned/d/f')
+  assert.deepEqual(Object.keys(mine).sort(), ['d', 'd/f2', 'd/h', 'policies.yml'])
+  assert.equal((await policyOf(a, 'owned')).owned_here, true)
+  assert.deepEqual(Object.keys(await tree(b, 'owned')), ['policies.yml'])
+  // A turns the policy strong: it merges and lets go; B sees A's tree, then changes it.
+  await setPolicy(a, 'owned', 'consistency: strong\n')
+  await until('B sees the merged subtree', async () => isDeepStrictEqual(Object.keys(await tree(b, 'owned')).sort(), Object.keys(mine).sort()), 20000)
+  await b.shOk('echo from-b > owned/d/f2 && rm owned/d/h && touch owned/d/new')
+  const theirs = await tree(b, 'owned')
+  // A no longer owns it: whatever its kernel kept from then is at most a second old.
+  await until('A sees B\'s changes', async () => isDeepStrictEqual(await tree(a, 'owned'), theirs), 10000)
+  assert.equal((await policyOf(a, 'owned')).owned_here, false)
+})
+
 test('after all of it: both mounts unmount cleanly and fsck is clean', { timeout: 60000 }, async () => {
   assert.equal(await a.stop(), 0)
   assert.equal(await b.stop(), 0)
