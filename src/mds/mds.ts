@@ -833,8 +833,19 @@ export class Mds implements MdsApi {
     if (this.trimTimer) clearInterval(this.trimTimer)
     this.trimTimer = null
     if (!this.readOnly) {
-      while (this.purging) await new Promise(resolve => setTimeout(resolve, 5))
-      await this.trim()
+      // Purges already due (a last close just before the stop, or purges
+      // waiting for a trim to store their inode) are done before the store
+      // closes: a removed file whose last user closed it is gone, data and
+      // all, once the server has stopped. Purges held back for clients to
+      // reclaim their open files after a restart stay queued (as strays).
+      for (let round = 0; round < 10; round++) {
+        while (this.purging) await new Promise(resolve => setTimeout(resolve, 5))
+        await this.trim()
+        if (this.purging) continue
+        if (this.purgeQueue.size === 0 || performance.now() < this.purgeNotBeforeMs) break
+        this.kickPurge()
+        if (!this.purging) break
+      }
       await this.journal.sync(true)
     }
     this.closed = true
