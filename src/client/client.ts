@@ -4,6 +4,7 @@
 
 import { fsError } from '../common/errors'
 import { compareTs, now, relatimeDue, type Timespec } from '../common/time'
+import { objectBlocks } from '../mds/inode'
 import { dataObject, dataObjectPrefix, parseDataObject, STRIPE_BYTES } from '../mds/layout'
 import { type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type SetAttr, S_IFREG } from '../mds/types'
 import type { ObjectWrite } from '../store/types'
@@ -94,7 +95,7 @@ export class Client {
     f.mode = attr.mode
     f.gid = attr.gid
     // Buffered data counts (like delayed allocation) until its commit counts it.
-    if (f.dirtyBytes > 0) out.blocks = Math.min(attr.blocks + Math.ceil(f.dirtyBytes / 4096) * 8, Math.max(attr.blocks, Math.ceil(out.size / 4096) * 8))
+    if (f.dirtyBytes > 0) out.blocks = Math.min(attr.blocks + objectBlocks(f.dirtyBytes), Math.max(attr.blocks, objectBlocks(out.size)))
     if (f.mtime) {
       out.mtime = f.mtime
       // A metadata change after the last buffered write keeps its later ctime.

@@ -6,8 +6,22 @@
 // timestamps all fit.
 
 const INITIAL_BYTES = 256
-/** Byte strings up to this long are copied byte by byte. */
-const SHORT_BYTES = 24
+/** Strings and byte strings shorter than this are copied byte by byte: cheaper than a call into the runtime. */
+const SHORT_BYTES = 32
+
+/** Write s (one char per byte, latin1) into buf at pos; returns the bytes written (s.length). */
+export function writeLatin1 (buf: Buffer, pos: number, s: string): number {
+  const n = s.length
+  if (n >= SHORT_BYTES) return buf.write(s, pos, n, 'latin1')
+  for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i)
+  return n
+}
+
+/** Write n as the 8-byte big-endian key u64Key makes, into buf at pos. */
+export function writeU64Key (buf: Buffer, pos: number, n: number): void {
+  buf.writeUInt32BE(Math.floor(n / 0x100000000), pos)
+  buf.writeUInt32BE(n >>> 0, pos + 4)
+}
 
 export class Encoder {
   private buf: Buffer
@@ -60,18 +74,9 @@ export class Encoder {
 
   /** A byte string (one char per byte, latin1): how names travel through cudele. */
   str (s: string): this {
-    const n = s.length
-    this.uint(n)
-    this.ensure(n)
-    if (n <= SHORT_BYTES) {
-      // Short strings (most names) are cheaper copied here than by a call into the runtime.
-      const buf = this.buf
-      let pos = this.pos
-      for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i)
-      this.pos = pos
-    } else {
-      this.pos += this.buf.write(s, this.pos, n, 'latin1')
-    }
+    this.uint(s.length)
+    this.ensure(s.length)
+    this.pos += writeLatin1(this.buf, this.pos, s)
     return this
   }
 
@@ -79,7 +84,7 @@ export class Encoder {
   raw (b: Uint8Array): this {
     const n = b.length
     this.ensure(n)
-    if (n <= SHORT_BYTES) {
+    if (n < SHORT_BYTES) {
       const buf = this.buf
       let pos = this.pos
       for (let i = 0; i < n; i++) buf[pos++] = b[i]
@@ -166,8 +171,7 @@ export function bytesToName (b: Uint8Array): string {
 /** 8-byte big-endian key: sorts numerically as bytes. */
 export function u64Key (n: number): Buffer {
   const b = Buffer.allocUnsafe(8)
-  b.writeUInt32BE(Math.floor(n / 0x100000000), 0)
-  b.writeUInt32BE(n >>> 0, 4)
+  writeU64Key(b, 0, n)
   return b
 }
 

@@ -51,7 +51,8 @@ export class CudeleBackend implements ClientBackend {
   private readonly names = new Map<Ino, { parent: Ino, name: string }>()
   /**
    * The directory each file was last seen in (bounded): a link names only the
-   * inode, and the kernel looks the file up just before (client mounts cache no entries).
+   * inode, and the kernel looks the file up just before (client mounts cache no
+   * entries outside this client's own decoupled subtrees, where links do not get here).
    */
   private readonly fileParents = new Map<Ino, Ino>()
   private readonly policyFiles = new Map<Ino, Ino>()
@@ -137,7 +138,7 @@ export class CudeleBackend implements ClientBackend {
   }
 
   changedOnlyHere (ino: Ino): boolean {
-    return this.trees.size > 0 && this.treeOf(ino) !== null
+    return this.treeOf(ino) !== null
   }
 
   /** Where a change in dir goes: this client's subtree (claiming it if needed), or null for the MDS. */

@@ -95,18 +95,16 @@ export class FuseAdapter {
 
   private entry (req: ReqId, parent: Ino, a: Attr): void {
     this.fill(a)
-    this.s().replyEntry(req, this.entryTimeout(parent), this.attrTimeout(a.ino))
+    this.s().replyEntry(req, this.timeout(parent, this.opts.entryTimeout), this.timeout(a.ino, this.opts.attrTimeout))
   }
 
-  /** How long the kernel may keep a name in parent (positive or negative: `base`). */
-  private entryTimeout (parent: Ino, base = this.opts.entryTimeout): number {
+  /**
+   * How long the kernel may keep what it learns of ino (an inode's attributes;
+   * for a name, its directory): `base`, or ownedTimeout where only this client changes it.
+   */
+  private timeout (ino: Ino, base: number): number {
     const owned = this.opts.ownedTimeout ?? 0
-    return owned > base && this.client.changedOnlyHere(parent) ? owned : base
-  }
-
-  private attrTimeout (ino: Ino): number {
-    const owned = this.opts.ownedTimeout ?? 0
-    return owned > this.opts.attrTimeout && this.client.changedOnlyHere(ino) ? owned : this.opts.attrTimeout
+    return owned > base && this.client.changedOnlyHere(ino) ? owned : base
   }
 
   private openFlags (fh: number): number {
@@ -127,11 +125,11 @@ export class FuseAdapter {
         c.lookup(parent, name).then(a => {
           if (a) return this.entry(req, parent, a)
           this.attr.fill(0)
-          this.s().replyEntry(req, this.entryTimeout(parent, this.opts.negativeTimeout), 0)
+          this.s().replyEntry(req, this.timeout(parent, this.opts.negativeTimeout), 0)
         }, err(req))
       },
       getattr: (req, ino) => {
-        c.getattr(ino).then(a => { this.fill(a); this.s().replyAttr(req, this.attrTimeout(ino)) }, err(req))
+        c.getattr(ino).then(a => { this.fill(a); this.s().replyAttr(req, this.timeout(ino, this.opts.attrTimeout)) }, err(req))
       },
       setattr: (req, ino, toSet, mode, uid, gid, size, atimeSec, atimeNsec, mtimeSec, mtimeNsec, _fh, caller) => {
         const change: SetAttr = {}
@@ -143,7 +141,7 @@ export class FuseAdapter {
         else if (toSet & SET_ATTR.ATIME) change.atime = { s: atimeSec, ns: atimeNsec }
         if (toSet & SET_ATTR.MTIME_NOW) change.mtime = 'now'
         else if (toSet & SET_ATTR.MTIME) change.mtime = { s: mtimeSec, ns: mtimeNsec }
-        c.setattr(ino, change, caller).then(a => { this.fill(a); this.s().replyAttr(req, this.attrTimeout(ino)) }, err(req))
+        c.setattr(ino, change, caller).then(a => { this.fill(a); this.s().replyAttr(req, this.timeout(ino, this.opts.attrTimeout)) }, err(req))
       },
       readlink: (req, ino) => {
         c.readlink(ino).then(t => { this.s().replyReadlink(req, t) }, err(req))
@@ -171,7 +169,7 @@ export class FuseAdapter {
       create: (req, parent, name, mode, flags, caller: Caller) => {
         c.create(parent, name, mode, flags, caller).then(({ attr, fh }) => {
           this.fill(attr)
-          this.s().replyCreate(req, this.entryTimeout(parent), this.attrTimeout(attr.ino), fh, this.openFlags(fh))
+          this.s().replyCreate(req, this.timeout(parent, this.opts.entryTimeout), this.timeout(attr.ino, this.opts.attrTimeout), fh, this.openFlags(fh))
         }, err(req))
       },
       read: (req, _ino, size, offset, fh) => {

@@ -134,6 +134,9 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
 
   // Every inode in the table (and in the replayed journal).
   const strays = mds.ns.strays.members
+  /** Files that count blocks (not 0, not unknown), and what their data objects hold. */
+  const countedBlocks = new Map<Ino, Inode>()
+  const storedBlocks = new Map<Ino, number>()
   const checkInode = (ino: Ino, inode: Inode): void => {
     report.inodes++
     const n = links.get(ino) ?? 0
@@ -157,9 +160,6 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
     }
     if (inode.blocks > 0) countedBlocks.set(ino, inode)
   }
-  /** Files that count blocks (not 0, not unknown), and what their data objects hold. */
-  const countedBlocks = new Map<Ino, Inode>()
-  const storedBlocks = new Map<Ino, number>()
   const seenInodes = new Set<Ino>()
   for (const [ino, inode] of cache.unstoredInodes()) {
     seenInodes.add(ino)

@@ -50,6 +50,8 @@ export const DEFAULT_MDS_OPTIONS: MdsOptions = {
 const XATTR_NAME_MAX = 255
 const XATTR_VALUE_MAX = 64 * 1024
 const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.']
+/** Rounds of trim-then-purge a close does at most (purges can wait for a trim, and a trim for nothing). */
+const CLOSE_PURGE_ROUNDS = 10
 /** Objects listed per store read while purging a file's data. */
 const PURGE_LIST_LIMIT = 512
 
@@ -838,11 +840,14 @@ export class Mds implements MdsApi {
       // closes: a removed file whose last user closed it is gone, data and
       // all, once the server has stopped. Purges held back for clients to
       // reclaim their open files after a restart stay queued (as strays).
-      for (let round = 0; round < 10; round++) {
+      // Done when a round starts no purge (kickPurge starts none when nothing is
+      // queued or purges are held back); bounded, so that a store failing every
+      // purge does not hold the close forever.
+      for (let round = 0; ; round++) {
         while (this.purging) await new Promise(resolve => setTimeout(resolve, 5))
+        if (round === CLOSE_PURGE_ROUNDS) break
+        // Stores what purges wait for (they are queued again once it has).
         await this.trim()
-        if (this.purging) continue
-        if (this.purgeQueue.size === 0 || performance.now() < this.purgeNotBeforeMs) break
         this.kickPurge()
         if (!this.purging) break
       }

@@ -31,6 +31,8 @@
 // are copied, so a small value kept for long (a cached xattr) does not pin a
 // whole socket read buffer.
 
+import { writeLatin1 } from '../common/codec'
+
 export const T_NULL = 0x00
 export const T_UNDEFINED = 0x01
 export const T_FALSE = 0x02
@@ -61,7 +63,7 @@ export const ZERO_COPY_MIN = 1024
 const MAX_INT = 2 ** 53
 /** Fresh output buffers are this big; a bigger frame gets a buffer of its own size. */
 const SLAB = 64 * 1024
-/** Strings shorter than this are written and read char by char: cheaper than a call into the runtime. */
+/** Strings shorter than this are read char by char: cheaper than a call into the runtime (writeLatin1 writes them so). */
 const SHORT_STRING = 32
 
 /** Thrown for a value that cannot be encoded; `path` says where it sits. */
@@ -234,14 +236,7 @@ export class Writer {
         this.buf[this.pos++] = T_LATIN1
         this.varint(n)
       }
-      if (n < SHORT_STRING) {
-        const buf = this.buf
-        let pos = this.pos
-        for (let k = 0; k < n; k++) buf[pos++] = s.charCodeAt(k)
-        this.pos = pos
-      } else {
-        this.pos += this.buf.write(s, this.pos, n, 'latin1')
-      }
+      this.pos += writeLatin1(this.buf, this.pos, s)
       return
     }
     if (hasLoneSurrogate(s, i)) {

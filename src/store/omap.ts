@@ -9,6 +9,8 @@
 // store's batch encoding gives a [key, value] list, so the encoder copies it
 // in one piece and the writer walks it in place.
 
+import { writeLatin1, writeU64Key } from '../common/codec'
+
 /** Entries of one omapSet, packed. Iterating yields [key, value] pairs (views into the buffer). */
 export class PackedOmap implements Iterable<[Uint8Array, Uint8Array]> {
   constructor (readonly bytes: Uint8Array, readonly count: number) {}
@@ -73,20 +75,16 @@ export class OmapPacker {
   /** An entry whose key is a latin1 string (a dentry name) and whose value is bytes. */
   addNamed (name: string, value: Uint8Array): void {
     this.room(8 + name.length + value.length)
-    const b = this.buf
-    b.writeUInt32LE(name.length, this.pos)
-    b.write(name, this.pos + 4, name.length, 'latin1')
-    this.pos += 4 + name.length
+    this.buf.writeUInt32LE(name.length, this.pos)
+    this.pos += 4 + writeLatin1(this.buf, this.pos + 4, name)
     this.value(value)
   }
 
   /** An entry whose key is a big-endian u64 (an inode number: the store sorts them by number). */
   addU64 (n: number, value: Uint8Array): void {
     this.room(16 + value.length)
-    const b = this.buf
-    b.writeUInt32LE(8, this.pos)
-    b.writeUInt32BE(Math.floor(n / 0x100000000), this.pos + 4)
-    b.writeUInt32BE(n >>> 0, this.pos + 8)
+    this.buf.writeUInt32LE(8, this.pos)
+    writeU64Key(this.buf, this.pos + 4, n)
     this.pos += 12
     this.value(value)
   }
