@@ -90,6 +90,18 @@ export async function tree (m: InMount, dir: string, first?: string): Promise<Vi
 }
 
 /**
+ * Like tree, for polling a subtree that changes while it is read: null when a
+ * name the walk listed was gone by the time it was read (a merge renamed or
+ * removed it between readdir and lstat), as `find` would say "No such file".
+ */
+export async function treeOrNull (m: InMount, dir: string): Promise<View | null> {
+  const r = await py(m, TREE, [dir])
+  if (r.code === 0) return JSON.parse(r.stdout) as View
+  if (/FileNotFoundError/.test(r.stderr)) return null
+  throw new Error(`python in ${m.mnt} failed (${r.code}):\n${TREE}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
+}
+
+/**
  * Run Python statements (os is imported) one after another in the mount; for
  * each, 'ok' or the errno name it failed with.
  */
