@@ -138,7 +138,8 @@ test('an instruction budget below the time budget stops a loop by instructions',
     const s = { name: 'spin.lua', version: 1, source: 'return { spin = function () local n = 0 for i = 1, 1e9 do n = n + i end return n end, short = function () local n = 0 for i = 1, 1000 do n = n + i end return n end }' }
     const t0 = Date.now()
     await assert.rejects(small.call(s, 'spin', ''), (e: LuaError) => e.code === 'ETIMEDOUT' && /^spin\.lua:1: instruction budget of 100000 instructions exceeded/.test(e.reason))
-    assert.ok(Date.now() - t0 < 1000)
+    // Well before the 5 s time budget.
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`)
     assert.equal(String(await small.call(s, 'short', '')), '500500')
   } finally { await small.close() }
 })
