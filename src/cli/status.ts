@@ -29,6 +29,8 @@ export async function statusCommand (address: string, json: boolean): Promise<nu
     }
     console.log('maps:')
     for (const m of st.maps) console.log(`  ${m.name} epoch ${m.epoch}`)
+    console.log('requests answered (calls, errors, mean and max ms):')
+    for (const r of st.requests ?? []) console.log(`  ${r.method.padEnd(20)} ${String(r.calls).padStart(10)} ${String(r.errors).padStart(8)} ${r.meanMs.toFixed(3).padStart(9)} ${r.maxMs.toFixed(3).padStart(10)}`)
     console.log('recent cluster log:')
     for (const e of st.log) console.log(`  ${logLine(e)}`)
     return 0

@@ -465,10 +465,14 @@ export class RpcConnection extends EventEmitter {
 
   private dispatch (id: number, method: string, args: unknown[]): void {
     if (++this.activeRequests >= this.maxActive) this.setPause(READ_PAUSED_BY_LOAD, true)
+    const t0 = performance.now()
     let result: unknown
+    // Only registered methods are counted (see Handlers.counts).
+    let counted = false
     try {
       const h = this.handlers.method(method)
       if (h !== undefined) {
+        counted = true
         result = h(args, this)
       } else {
         const any = this.handlers.fallback()
@@ -479,14 +483,22 @@ export class RpcConnection extends EventEmitter {
         result = any(method, args, this)
       }
     } catch (err) {
+      if (counted) this.handlers.count(method, performance.now() - t0, true)
       this.replyThrown(id, method, err)
       return
     }
     if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
       Promise.resolve(result)
-        .then(v => this.reply(id, method, v), err => this.replyThrown(id, method, err))
+        .then(v => {
+          if (counted) this.handlers.count(method, performance.now() - t0, false)
+          this.reply(id, method, v)
+        }, err => {
+          if (counted) this.handlers.count(method, performance.now() - t0, true)
+          this.replyThrown(id, method, err)
+        })
         .catch(err => this.log(`replying to ${method} from ${this.peer} failed: ${(err as Error)?.stack ?? String(err)}`))
     } else {
+      if (counted) this.handlers.count(method, performance.now() - t0, false)
       this.reply(id, method, result)
     }
   }

@@ -13,13 +13,44 @@ export type RequestHandler = (method: string, args: any[], conn: RpcConnection) 
 export type NotifyHandler = (args: any[], conn: RpcConnection) => void
 export type AnyNotifyHandler = (method: string, args: any[], conn: RpcConnection) => void
 
+/** The requests for one method that were answered, since the table was made. */
+export interface MethodCount {
+  calls: number
+  /** Answered with an error. */
+  errors: number
+  /** From the request's arrival to its reply being queued. */
+  totalMs: number
+  maxMs: number
+}
+
 export class Handlers {
   readonly methods = new Map<string, MethodHandler>()
   readonly notifies = new Map<string, NotifyHandler>()
   request: RequestHandler | undefined
   notify: AnyNotifyHandler | undefined
+  /**
+   * Requests answered per registered method (never per name a peer made up:
+   * the map stays as small as the method table). Shared with the parent, so
+   * a server's counts cover every connection it accepted.
+   */
+  readonly counts: Map<string, MethodCount>
 
-  constructor (readonly parent?: Handlers) {}
+  constructor (readonly parent?: Handlers) {
+    this.counts = parent?.counts ?? new Map()
+  }
+
+  /** Count one answered request of a registered method. */
+  count (method: string, ms: number, failed: boolean): void {
+    let c = this.counts.get(method)
+    if (c === undefined) {
+      c = { calls: 0, errors: 0, totalMs: 0, maxMs: 0 }
+      this.counts.set(method, c)
+    }
+    c.calls++
+    if (failed) c.errors++
+    c.totalMs += ms
+    if (ms > c.maxMs) c.maxMs = ms
+  }
 
   method (name: string): MethodHandler | undefined {
     return this.methods.get(name) ?? this.parent?.method(name)

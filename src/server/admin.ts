@@ -12,6 +12,13 @@ export interface StatusReport {
   sessions: Array<{ id: number, name: string, peer: string, connected: boolean, opens: number, idleMs: number, appliedTid: number, safeTid: number }>
   maps: Array<{ name: string, epoch: number }>
   log: Array<{ seq: number, timeMs: number, level: string, who: string, message: string }>
+  /** Requests answered since the server started, per method, most called first. */
+  requests: Array<{ method: string, calls: number, errors: number, meanMs: number, maxMs: number }>
+}
+
+/** Milliseconds with three decimals (microseconds), for reports. */
+function ms3 (ms: number): number {
+  return Math.round(ms * 1000) / 1000
 }
 
 const LOG_LIMIT_MAX = 10_000
@@ -41,7 +48,10 @@ export function registerAdmin (rpc: RpcServer, srv: CudeleServer): void {
         safeTid: s.safeTid
       })),
       maps: srv.mon.maps().map(name => ({ name, epoch: srv.mon.get(name).epoch })),
-      log: srv.mon.recentLog(limit)
+      log: srv.mon.recentLog(limit),
+      requests: [...rpc.handlers.counts].map(([method, c]) => ({
+        method, calls: c.calls, errors: c.errors, meanMs: ms3(c.totalMs / c.calls), maxMs: ms3(c.maxMs)
+      })).sort((a, b) => b.calls - a.calls)
     }
   })
 

@@ -87,6 +87,29 @@ test('status (text) says the same for people', { timeout: 30000 }, async () => {
   assert.match(entries[0], /mds\.0: serving /)
 })
 
+test('status counts the requests answered per method, with errors and times', { timeout: 30000 }, async () => {
+  const count = (st: Awaited<ReturnType<ServerProc['status']>>, method: string) =>
+    st.requests.find(r => r.method === method) ?? { method, calls: 0, errors: 0, meanMs: 0, maxMs: 0 }
+  const before = await srv.status()
+  await m.shOk('for i in $(seq 1 25); do : > d/n$i; done')
+  assert.notEqual((await m.sh('getfattr -n user.absent d/f')).code, 0)
+  const st = await srv.status()
+  assert.equal(count(st, 'mknod').calls - count(before, 'mknod').calls, 25)
+  assert.equal(count(st, 'mknod').errors, count(before, 'mknod').errors)
+  assert.ok(count(st, 'getxattr').errors > count(before, 'getxattr').errors, JSON.stringify(st.requests))
+  // This very method was answered before (the first status).
+  assert.ok(count(st, 'status').calls >= 1)
+  for (const r of st.requests) assert.ok(r.calls > 0 && r.errors <= r.calls && r.meanMs >= 0 && r.maxMs >= r.meanMs, JSON.stringify(r))
+  const calls = st.requests.map(r => r.calls)
+  assert.deepEqual(calls, [...calls].sort((x, y) => y - x), 'most called first')
+  // Nothing counted under names no handler serves.
+  assert.ok(st.requests.every(r => /^[a-z][\w.]*$/i.test(r.method)))
+  const text = await cudele(`status --connect "${srv.addr}"`)
+  assert.equal(text.code, 0, text.stderr)
+  assert.match(text.stdout, /^requests answered \(calls, errors, mean and max ms\):$/m)
+  assert.match(text.stdout, /^ {2}mknod +\d+ +0 +\d+\.\d{3} +\d+\.\d{3}$/m)
+})
+
 test('status with a session open on a file, and after a server restart: new boot, next mdsmap epoch', { timeout: 60000 }, async () => {
   const holder = startChild('python3', ['-u', '-c', 'import sys; f = open("d/f"); print("open", flush=True); sys.stdin.readline()'], { cwd: m.mnt, stdin: true })
   await holder.waitFor(/^open$/)
