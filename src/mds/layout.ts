@@ -15,8 +15,13 @@ export function dirObject (ino: Ino): string {
   return `${ino.toString(16)}.00000000`
 }
 
+/** The inode-table shard that holds ino. */
+export function inodeShard (ino: Ino): number {
+  return Math.floor(ino / INODES_PER_SHARD)
+}
+
 export function inodeShardObject (ino: Ino): string {
-  return `inodes.${Math.floor(ino / INODES_PER_SHARD).toString(16)}`
+  return `inodes.${inodeShard(ino).toString(16)}`
 }
 
 export function dataObject (ino: Ino, stripe: number): string {

@@ -10,7 +10,7 @@ import type { DirtySnapshot } from './cache'
 import { encodeDentryInto } from './dentry'
 import { encodeInodeInto, type Inode } from './inode'
 import {
-  dirObject, inodeShardObject, INODES_PER_SHARD, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
+  dirObject, inodeShard, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
 } from './layout'
 import type { Ino } from './types'
 
@@ -56,7 +56,7 @@ export function buildTrimBatch (t: TrimInput): ObjectWrite[] {
   // Inodes by shard, in the order the snapshot lists them within each.
   const shards = new Map<number, Array<{ ino: Ino, inode: Inode | null }>>()
   for (const e of t.snapshot.inodes) {
-    const shard = Math.floor(e.ino / INODES_PER_SHARD)
+    const shard = inodeShard(e.ino)
     let list = shards.get(shard)
     if (!list) {
       list = []

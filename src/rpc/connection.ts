@@ -465,14 +465,13 @@ export class RpcConnection extends EventEmitter {
 
   private dispatch (id: number, method: string, args: unknown[]): void {
     if (++this.activeRequests >= this.maxActive) this.setPause(READ_PAUSED_BY_LOAD, true)
-    const t0 = performance.now()
-    let result: unknown
+    const h = this.handlers.method(method)
     // Only registered methods are counted (see Handlers.counts).
-    let counted = false
+    const counted = h !== undefined
+    const t0 = counted ? performance.now() : 0
+    let result: unknown
     try {
-      const h = this.handlers.method(method)
       if (h !== undefined) {
-        counted = true
         result = h(args, this)
       } else {
         const any = this.handlers.fallback()

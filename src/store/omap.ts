@@ -29,10 +29,10 @@ export class PackedOmap implements Iterable<[Uint8Array, Uint8Array]> {
     }
   }
 
-  * [Symbol.iterator] (): Iterator<[Uint8Array, Uint8Array]> {
+  [Symbol.iterator] (): Iterator<[Uint8Array, Uint8Array]> {
     const out: Array<[Uint8Array, Uint8Array]> = []
     this.forEach((k, v) => out.push([k, v]))
-    yield * out
+    return out[Symbol.iterator]()
   }
 
   /**
