@@ -24,11 +24,11 @@ import { RemoteSubtreeService } from './cudele/remote'
 import { CudeleBackend } from './cudele/router'
 import { recoverRequestLogs, RequestLog, requestLogName } from './cudele/requestlog'
 import type { PolicyInfo } from './cudele/service'
-import type { Ino } from './mds/types'
+import type { Ino } from './common/types'
 
 export { Client } from './client/client'
-export type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from './mds/types'
-export { ROOT_INO } from './mds/types'
+export type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from './common/types'
+export { ROOT_INO } from './common/types'
 export { parsePolicy, type Policy } from './cudele/policy'
 
 export interface ConnectOptions extends Partial<RemoteOptions> {

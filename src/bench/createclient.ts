@@ -9,7 +9,7 @@
 // ClientRequest / ClientReply); nothing is timed before the runner says go.
 
 import { connect, type Connection } from '../index'
-import type { Ino } from '../mds/types'
+import type { Ino } from '../common/types'
 
 export type Phase = 'create' | 'persist' | 'apply'
 

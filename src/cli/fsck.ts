@@ -3,7 +3,7 @@
 import * as path from 'path'
 import { checkNamespace, type FsckReport } from '../mds/fsck'
 import { openMds } from '../mds/open'
-import { ROOT_INO } from '../mds/types'
+import { ROOT_INO } from '../common/types'
 import { openStore, type SqliteStore } from '../store'
 
 /** Exit codes, in the spirit of e2fsck. */

@@ -2,12 +2,11 @@
 // Embedded mode implements it with the in-process MDS and object store; server
 // mode (over RPC) implements the same interface.
 
-import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
+import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
 import type { Mds } from '../mds/mds'
-import type { LocalStore } from '../mds/open'
-import { DATA_POOL } from '../mds/layout'
-import type { Attr, Ino, MdsApi, SetAttr } from '../mds/types'
-import type { ObjectWrite } from '../store/types'
+import type { LocalStore, ObjectWrite } from '../store/types'
+import { DATA_POOL } from '../common/layout'
+import type { Attr, Ino, MdsApi, SetAttr } from '../common/types'
 
 /** What opening a file gives: its attributes and the capabilities granted with it. */
 export interface OpenResult {

@@ -8,8 +8,8 @@
 // the commit, reads of those ranges wait for it.
 
 import type { Timespec } from '../common/time'
-import { dataObject, DATA_POOL, STRIPE_BYTES } from '../mds/layout'
-import type { Ino } from '../mds/types'
+import { dataObject, DATA_POOL, STRIPE_BYTES } from '../common/layout'
+import type { Ino } from '../common/types'
 import type { ObjectOp, ObjectWrite } from '../store/types'
 
 /** Writes at least this large get a stripe-sized buffer; smaller ones keep their own. */

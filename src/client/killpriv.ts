@@ -11,7 +11,7 @@
 // own group differs gets that far.
 
 import { promises as fsp } from 'node:fs'
-import { S_ISGID, type Caller } from '../mds/types'
+import { S_ISGID, type Caller } from '../common/types'
 
 const S_IXGRP = 0o010
 const CAP_FSETID = 4

@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'crypto'
 import { FsError, fsError } from '../common/errors'
-import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../mds/types'
+import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../common/types'
 import { connect, type RpcConnection } from '../rpc'
 import type { ObjectWrite } from '../store/types'
 import type { CapListener, ClientBackend, OpenResult } from './backend'

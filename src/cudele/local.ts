@@ -1,9 +1,8 @@
 // The subtree service of an embedded mount: the registry is in this process.
 
-import type { Ino } from '../mds/types'
-import { DATA_POOL, METADATA_POOL } from '../mds/layout'
-import type { LocalStore } from '../mds/open'
-import type { ObjectWrite } from '../store/types'
+import type { Ino } from '../common/types'
+import { DATA_POOL, METADATA_POOL } from '../common/layout'
+import type { LocalStore, ObjectWrite } from '../store/types'
 import { fsError } from '../common/errors'
 import type { SubtreeRegistry } from './registry'
 import { type PolicyCounts, type PolicyInfo, segmentObject, segmentPrefix, type SubtreeService } from './service'

@@ -1,6 +1,6 @@
 // The subtree service of a client mount: the server's registry over RPC.
 
-import type { Ino } from '../mds/types'
+import type { Ino } from '../common/types'
 import type { ObjectWrite } from '../store/types'
 import type { RemoteBackend } from '../client/remote'
 import type { ClaimGrant, PolicyEntry } from './registry'

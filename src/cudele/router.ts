@@ -16,9 +16,9 @@
 //   user.cudele.journal  (get) the client journal's state
 
 import { type FsError, fsError } from '../common/errors'
-import { CAP_BUFFER, CAP_CACHE } from '../mds/caps'
-import { dataObject } from '../mds/layout'
-import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../mds/types'
+import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
+import { dataObject } from '../common/layout'
+import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../common/types'
 import type { ObjectWrite } from '../store/types'
 import type { CapListener, ClientBackend, OpenResult } from '../client/backend'
 import * as fs from 'fs'

@@ -2,7 +2,7 @@
 // answers over RPC (src/server/cudele.ts); an embedded mount calls the
 // registry in its own process (src/cudele/local.ts).
 
-import type { Ino } from '../mds/types'
+import type { Ino } from '../common/types'
 import type { ObjectWrite } from '../store/types'
 import type { Policy } from './policy'
 import type { ClaimGrant, PolicyEntry } from './registry'

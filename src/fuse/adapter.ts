@@ -4,8 +4,8 @@
 
 import { errnoOf, fsError } from '../common/errors'
 import type { Client } from '../client/client'
-import type { Attr, DirEntry as MdsDirEntry, Ino, SetAttr } from '../mds/types'
-import { S_IFDIR } from '../mds/types'
+import type { Attr, DirEntry as MdsDirEntry, Ino, SetAttr } from '../common/types'
+import { S_IFDIR } from '../common/types'
 import { ATTR, type Caller, type DirEntry, type Handlers, OPEN, type ReqId, SET_ATTR, type Session } from './native'
 
 export interface AdapterOptions {

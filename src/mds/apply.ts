@@ -12,7 +12,7 @@ import { now } from '../common/time'
 import { EventType, SA, type Event, type LinkEvent, type MknodEvent, type RenameEvent, type SetAttrEvent } from './events'
 import { type Inode, UNKNOWN_BLOCKS } from './inode'
 import type { Namespace } from './namespace'
-import { type Ino, isDir, isLnk, RENAME_EXCHANGE, S_IFMT } from './types'
+import { type Ino, isDir, isLnk, RENAME_EXCHANGE, S_IFMT } from '../common/types'
 import type { Timespec } from '../common/time'
 
 export function applyEvent (ns: Namespace, ev: Event): boolean {

@@ -7,10 +7,9 @@
 // An object's length comes from the store, or, while an earlier commit to it
 // is still on its way there, from what that commit will leave.
 
-import type { ObjectOp, ObjectWrite } from '../store/types'
-import { objectBlocks, UNKNOWN_BLOCKS } from './inode'
-import { DATA_POOL, dataObjectPrefix, parseDataObject } from './layout'
-import type { LocalStore } from './open'
+import type { ObjectOp, ObjectWrite, LocalStore } from '../store/types'
+import { UNKNOWN_BLOCKS } from './inode'
+import { objectBlocks, DATA_POOL, dataObjectPrefix, parseDataObject } from '../common/layout'
 
 /** Objects listed per store read when a file's blocks are counted from scratch. */
 const COUNT_LIST_LIMIT = 512

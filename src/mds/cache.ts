@@ -25,8 +25,9 @@ import { u64Key } from '../common/codec'
 import type { LocalReads } from '../store/types'
 import { decodeDentry } from './dentry'
 import { decodeInode, type Inode } from './inode'
-import { dirObject, inodeShardObject, METADATA_POOL } from './layout'
-import type { Ino } from './types'
+import { dirObject, inodeShardObject } from './layout'
+import { METADATA_POOL } from '../common/layout'
+import type { Ino } from '../common/types'
 
 /** Entry state bits. */
 const DIRTY = 1

@@ -2,7 +2,7 @@
 // value = inode number and type (so readdir needs no inode reads).
 
 import { Decoder, Encoder } from '../common/codec'
-import type { Ino } from './types'
+import type { Ino } from '../common/types'
 
 export function encodeDentry (ino: Ino, type: number): Buffer {
   const enc = new Encoder(12)

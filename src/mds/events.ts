@@ -9,7 +9,7 @@
 
 import { Decoder, Encoder } from '../common/codec'
 import type { Timespec } from '../common/time'
-import type { Ino } from './types'
+import type { Ino } from '../common/types'
 
 export const enum EventType {
   Mknod = 1,

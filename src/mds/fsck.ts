@@ -19,16 +19,13 @@
 // linked into /lost+found, stray data and bytes past EOF dropped.
 
 import { keyToU64, nameToBytes, u64Key } from '../common/codec'
-import type { ObjectWrite } from '../store/types'
+import type { ObjectWrite, LocalStore } from '../store/types'
 import { encodeDentry } from './dentry'
-import { encodeInode, type Inode, objectBlocks } from './inode'
-import {
-  DATA_POOL, dirObject, FORMAT_OBJECT, INODES_PER_SHARD, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
-  METADATA_POOL, parseDataObject, parseJournalObject, SESSIONS_OBJECT, STRAY_OBJECT, STRIPE_BYTES, CLAIMS_OBJECT
-} from './layout'
+import { encodeInode, type Inode } from './inode'
+import { objectBlocks, DATA_POOL, METADATA_POOL, parseDataObject, STRIPE_BYTES } from '../common/layout'
+import { dirObject, FORMAT_OBJECT, INODES_PER_SHARD, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, parseJournalObject, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT } from './layout'
 import type { Mds } from './mds'
-import type { LocalStore } from './open'
-import { type Ino, isDir, isReg, ROOT_INO, S_IFMT } from './types'
+import { type Ino, isDir, isReg, ROOT_INO, S_IFMT } from '../common/types'
 
 export interface FsckProblem {
   kind: 'dangling-dentry' | 'type-mismatch' | 'dir-multiply-linked' | 'dir-parent' | 'dir-nlink' | 'dir-nentries' |

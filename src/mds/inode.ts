@@ -7,7 +7,8 @@
 
 import { Decoder, Encoder } from '../common/codec'
 import type { Timespec } from '../common/time'
-import { type Attr, type Ino, isDir, isLnk, isReg } from './types'
+import { type Attr, type Ino, isDir, isLnk, isReg } from '../common/types'
+import { objectBlocks } from '../common/layout'
 
 export interface Inode {
   ino: Ino
@@ -39,10 +40,6 @@ export interface Inode {
 
 export const UNKNOWN_BLOCKS = -1
 
-/** st_blocks of a data object of `bytes` bytes: 4 KiB pages, in 512-byte units. */
-export function objectBlocks (bytes: number): number {
-  return Math.ceil(bytes / 4096) * 8
-}
 
 /** What stat reports: the count, or (not counted) the blocks the size would cover. */
 export function reportedBlocks (inode: { blocks: number, size: number }): number {

@@ -15,8 +15,9 @@ import { Encoder } from '../common/codec'
 import type { CommitInfo, LocalReads, ObjectStore, ObjectWrite } from '../store/types'
 import { decodeEvents, encodeCreates, encodeEvent, type Event } from './events'
 import type { Timespec } from '../common/time'
-import type { Ino } from './types'
-import { JOURNAL_PREFIX, journalObject, METADATA_POOL, parseJournalObject } from './layout'
+import type { Ino } from '../common/types'
+import { JOURNAL_PREFIX, journalObject, parseJournalObject } from './layout'
+import { METADATA_POOL } from '../common/layout'
 
 /** A buffer larger than this is flushed at once rather than waiting for the flush in flight. */
 const EAGER_FLUSH_BYTES = 1024 * 1024

@@ -1,12 +1,8 @@
-// Where the namespace lives in the object store (CephFS-style names).
+// Where the namespace lives in the object store (CephFS-style names). File
+// data objects and the pools are shared with the client: src/common/layout.ts.
 
-import type { Ino } from './types'
+import type { Ino } from '../common/types'
 
-export const METADATA_POOL = 'metadata'
-export const DATA_POOL = 'data'
-
-/** Objects per file: data is striped over objects of this size. */
-export const STRIPE_BYTES = 4 * 1024 * 1024
 /** Inodes per inode-table object. */
 export const INODES_PER_SHARD = 4096
 
@@ -22,21 +18,6 @@ export function inodeShard (ino: Ino): number {
 
 export function inodeShardObject (ino: Ino): string {
   return `inodes.${inodeShard(ino).toString(16)}`
-}
-
-export function dataObject (ino: Ino, stripe: number): string {
-  return `${ino.toString(16)}.${stripe.toString(16).padStart(8, '0')}`
-}
-
-/** Prefix shared by all data objects of one file. */
-export function dataObjectPrefix (ino: Ino): string {
-  return `${ino.toString(16)}.`
-}
-
-export function parseDataObject (name: string): { ino: Ino, stripe: number } | null {
-  const m = /^([0-9a-f]+)\.([0-9a-f]{8})$/.exec(name)
-  if (!m) return null
-  return { ino: parseInt(m[1], 16), stripe: parseInt(m[2], 16) }
 }
 
 export const JOURNAL_PREFIX = 'mds0.journal.'

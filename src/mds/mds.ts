@@ -9,23 +9,23 @@
 import { fsError } from '../common/errors'
 import { Encoder } from '../common/codec'
 import { compareTs, now, relatimeDue } from '../common/time'
-import type { ObjectWrite } from '../store/types'
+import type { ObjectWrite, LocalStore } from '../store/types'
 import { applyEvent } from './apply'
 import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
 import { encodeEvent, EventType, SA, type Event, type SetAttrEvent } from './events'
 import { BlockCounter } from './blocks'
 import { attrOf, type Inode, UNKNOWN_BLOCKS } from './inode'
 import type { Journal } from './journal'
-import { DATA_POOL, dataObjectPrefix, dirObject, INOTABLE_OBJECT, METADATA_POOL } from './layout'
+import { dirObject, INOTABLE_OBJECT } from './layout'
+import { DATA_POOL, dataObjectPrefix, METADATA_POOL } from '../common/layout'
 import { InoTable, Namespace, StraySet } from './namespace'
-import type { LocalStore } from './open'
 import { buildTrimBatch, encodeInoTable } from './trim'
 import { dirsOf, INO_BLOCK, touchedBy, UnstreamedChanges } from './unstreamed'
 import {
   type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type MdsApi, NAME_MAX,
   RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
   S_IFSOCK, S_ISGID, type SetAttr, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE
-} from './types'
+} from '../common/types'
 import { decodeDentry } from './dentry'
 
 export interface MdsOptions {

@@ -5,7 +5,7 @@
 import { fsError } from '../common/errors'
 import type { Inode } from './inode'
 import type { MetadataCache } from './cache'
-import type { Ino } from './types'
+import type { Ino } from '../common/types'
 
 /** Hands out inode numbers; the high-water mark survives restarts (it is written at trim). */
 export class InoTable {

@@ -3,20 +3,15 @@
 
 import { Decoder, keyToU64, u64Key } from '../common/codec'
 import { now } from '../common/time'
-import type { LocalReads, ObjectStore } from '../store/types'
+import type { LocalReads, LocalStore } from '../store/types'
 import { DEFAULT_MDS_OPTIONS, Mds, type MdsOptions } from './mds'
 import { encodeInode } from './inode'
 import { Journal, readJournal } from './journal'
-import {
-  DATA_POOL, dirObject, FIRST_INO, FORMAT_OBJECT, FORMAT_VERSION, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER,
-  METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
-} from './layout'
+import { dirObject, FIRST_INO, FORMAT_OBJECT, FORMAT_VERSION, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT } from './layout'
+import { DATA_POOL, METADATA_POOL } from '../common/layout'
 import type { Claim } from './namespace'
 import { encodeInoTable, encodeJournalHeader } from './trim'
-import { ROOT_INO, S_IFDIR, type Ino } from './types'
-
-/** A store the MDS can also read synchronously (it lives in the store's process). */
-export type LocalStore = ObjectStore & LocalReads
+import { ROOT_INO, S_IFDIR, type Ino } from '../common/types'
 
 export interface OpenMdsOptions {
   mds?: MdsOptions

@@ -9,10 +9,9 @@ import type { ObjectOp, ObjectWrite } from '../store/types'
 import type { DirtySnapshot } from './cache'
 import { encodeDentryInto } from './dentry'
 import { encodeInodeInto, type Inode } from './inode'
-import {
-  dirObject, inodeShard, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, METADATA_POOL, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT
-} from './layout'
-import type { Ino } from './types'
+import { dirObject, inodeShard, inodeShardObject, INOTABLE_OBJECT, JOURNAL_HEADER, journalObject, SESSIONS_OBJECT, STRAY_OBJECT, CLAIMS_OBJECT } from './layout'
+import { METADATA_POOL } from '../common/layout'
+import type { Ino } from '../common/types'
 
 export interface TrimInput {
   snapshot: DirtySnapshot

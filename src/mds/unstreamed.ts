@@ -27,7 +27,7 @@
 import type { ObjectWrite } from '../store/types'
 import { EventType, type Event } from './events'
 import type { Namespace } from './namespace'
-import type { Ino } from './types'
+import type { Ino } from '../common/types'
 
 /** Inode numbers reserved at a time for unjournaled creates. */
 export const INO_BLOCK = 4096

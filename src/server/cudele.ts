@@ -4,7 +4,7 @@
 import { policyCounts, policyInfo, checkDataWrites, readStoredSegments, dropStoredSegments } from '../cudele/local'
 import { segmentObject } from '../cudele/service'
 import { fsError } from '../common/errors'
-import { METADATA_POOL } from '../mds/layout'
+import { METADATA_POOL } from '../common/layout'
 import { decodeEvents, EventType } from '../mds/events'
 import type { RpcServer } from '../rpc'
 import type { ObjectWrite } from '../store/types'

@@ -8,9 +8,9 @@
 // without doing it again.
 
 import { fsError } from '../common/errors'
-import { CAP_BUFFER, CAP_CACHE, CAP_POLICY_XATTR, type CapPolicy, DEFAULT_CAP_POLICY, parseCapPolicy } from '../mds/caps'
-import type { Ino, SetAttr } from '../mds/types'
-import { DATA_POOL } from '../mds/layout'
+import { CAP_BUFFER, CAP_CACHE, CAP_POLICY_XATTR, type CapPolicy, DEFAULT_CAP_POLICY, parseCapPolicy } from '../common/caps'
+import type { Ino, SetAttr } from '../common/types'
+import { DATA_POOL } from '../common/layout'
 import type { RpcConnection, RpcServer } from '../rpc'
 import type { ObjectWrite } from '../store/types'
 import type { CudeleServer } from './server'

@@ -9,7 +9,7 @@
 // replay the requests they were not told were safe.
 
 import type { RpcConnection } from '../rpc'
-import type { Ino } from '../mds/types'
+import type { Ino } from '../common/types'
 
 export interface SessionOptions {
   /** A session silent this long is evicted. */

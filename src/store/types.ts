@@ -197,3 +197,6 @@ export class StoreError extends Error {
     this.name = 'StoreError'
   }
 }
+
+/** A store that can also be read synchronously (its backend lives in this process). */
+export type LocalStore = ObjectStore & LocalReads

@@ -2,7 +2,8 @@
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { CAP_BUFFER, CAP_CACHE, CapTable, parseCapPolicy, type CapPolicy } from '../../src/mds/caps'
+import { CapTable } from '../../src/mds/caps'
+import { CAP_BUFFER, CAP_CACHE, parseCapPolicy, type CapPolicy } from '../../src/common/caps'
 
 interface Revoke { session: number, ino: number, bits: number }
 

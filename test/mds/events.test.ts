@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Decoder, Encoder } from '../../src/common/codec'
 import { decodeEvents, encodeCreates, encodeEvent, EventType, type MknodEvent } from '../../src/mds/events'
-import { S_IFREG } from '../../src/mds/types'
+import { S_IFREG } from '../../src/common/types'
 
 test('encodeCreates writes exactly what encodeEvent writes for each create, names short and long, bytes 0-255', () => {
   const names = ['a', 'f12345', 'x'.repeat(24), 'y'.repeat(25), 'z'.repeat(255), String.fromCharCode(...Array.from({ length: 200 }, (_, i) => 1 + i)), 'é\u00ff\u0080']

@@ -16,7 +16,7 @@ import { encodeEvent, EventType, type Event } from '../../src/mds/events'
 import { checkNamespace } from '../../src/mds/fsck'
 import type { Mds } from '../../src/mds/mds'
 import { openMds } from '../../src/mds/open'
-import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type Ino } from '../../src/mds/types'
+import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type Ino } from '../../src/common/types'
 import { openStore } from '../../src/store'
 
 const caller = { uid: 0, gid: 0, pid: 1 }

@@ -12,7 +12,7 @@ import { test } from 'node:test'
 import type { Mds } from '../../src/mds/mds'
 import { checkNamespace } from '../../src/mds/fsck'
 import { openMds } from '../../src/mds/open'
-import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type Ino } from '../../src/mds/types'
+import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type Ino } from '../../src/common/types'
 import { openStore, type SqliteStore } from '../../src/store'
 
 interface MNode { type: 'dir' | 'file', mode: number, nlink: number, children?: Map<string, MNode>, id: number }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { connect, type Connection, ROOT_INO } from '../../src/index'
-import { CAP_BUFFER } from '../../src/mds/caps'
+import { CAP_BUFFER } from '../../src/common/caps'
 import { cleanupServers, libraryChild, type ServerProc, startServer } from '../helpers/server'
 
 const O_RDONLY = 0

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemoryStore } from '../../src/store/memory'
 import { openMds } from '../../src/mds/open'
-import { ROOT_INO, S_IFREG } from '../../src/mds/types'
+import { ROOT_INO, S_IFREG } from '../../src/common/types'
 
 const b = (s: string): Buffer => Buffer.from(s)
 

@@ -1,6 +1,9 @@
-// What crosses the boundary between the client and the MDS.
+// The shared vocabulary of the filesystem: what crosses the boundaries between
+// the FUSE adapter, the client, the protocol and the MDS (inode numbers,
+// attributes, callers, the namespace operations), importable by every layer
+// without importing any of them.
 
-import type { Timespec } from '../common/time'
+import type { Timespec } from './time'
 
 export type Ino = number
 
