@@ -6,9 +6,7 @@ import { Client, DEFAULT_CLIENT_OPTIONS } from '../client/client'
 import { EmbeddedBackend } from '../client/backend'
 import { DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter'
 import { FuseMount } from '../fuse/mount'
-import type { Mds } from '../mds/mds'
-import { DEFAULT_MDS_OPTIONS } from '../mds/mds'
-import { openMds } from '../mds/open'
+import { DEFAULT_MDS_OPTIONS, type MetadataServer, openMds } from '../mds'
 import { openStore, type SqliteStore } from '../store'
 import { clientIdentity } from '../cudele/identity'
 import { LocalSubtreeService } from '../cudele/local'
@@ -31,7 +29,7 @@ export interface EmbeddedOptions {
 
 export interface Embedded {
   store: SqliteStore
-  mds: Mds
+  mds: MetadataServer
   client: Client
   mount: FuseMount
   /** Flush everything and release the store (after the session ended). */
@@ -43,7 +41,7 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
     create: true,
     onHealth: ev => { if (ev.state !== 'ok') console.error(`cudele: store ${ev.state}: ${ev.message}`) }
   })
-  let mds: Mds | null = null
+  let mds: MetadataServer | null = null
   let client: Client | null = null
   let mon: Monitor | null = null
   let registry: SubtreeRegistry | null = null
@@ -60,11 +58,11 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
         }
       }
     })
-    for (const p of mds.replayProblems) console.error(`cudele: replay: ${p}`)
+    for (const p of mds.replayProblems()) console.error(`cudele: replay: ${p}`)
     mon = await openMonitor(store, { proposalIntervalMs: 1 })
     const m0 = mon
     // The mount's local disk is the store's: local durability of strong subtrees is the MDS's journal.
-    registry = new SubtreeRegistry(mds, mon, { localIsStore: true })
+    registry = new SubtreeRegistry(mds, store, mon, { localIsStore: true })
     const source = path.resolve(opts.store)
     const id = clientIdentity(source, opts.mountpoint, opts.journalDir)
     const service = new LocalSubtreeService(registry, store, fn => { m0.subscribe(POLICYMAP, 0, st => fn(st.epoch)) })

@@ -1,8 +1,7 @@
 // `cudele fsck --store DIR [--repair]`
 
 import * as path from 'path'
-import { checkNamespace, type FsckReport } from '../mds/fsck'
-import { openMds } from '../mds/open'
+import { checkNamespace, type FsckReport, openMds } from '../mds'
 import { ROOT_INO } from '../common/types'
 import { openStore, type SqliteStore } from '../store'
 

@@ -12,10 +12,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 import { JournalFile, type JournalFileHeader, type Segment } from '../cudele/journalfile'
 import { Decoder } from '../common/codec'
-import { decodeEvent, eventName, type Event, EventType } from '../mds/events'
-import { journalObject, JOURNAL_PREFIX, parseJournalObject, JOURNAL_HEADER } from '../mds/layout'
-import { METADATA_POOL } from '../common/layout'
-import { openMds } from '../mds/open'
+import { appendJournalSegments, decodeEvent, eventName, type Event, isMarkerEvent, openMds, readJournalSegments } from '../mds'
 import { connect } from '../rpc'
 import { openStore } from '../store'
 
@@ -41,23 +38,8 @@ function load (src: JournalSource): Loaded {
 async function loadStore (dir: string): Promise<Loaded> {
   const store = await openStore(path.resolve(dir), { readOnly: true })
   try {
-    const st = store.statSync(METADATA_POOL, JOURNAL_HEADER)
-    const h = st ? new Decoder(store.readSync(METADATA_POOL, JOURNAL_HEADER, 0, st.size) ?? new Uint8Array()) : null
-    const trimmed = h ? (h.uint(), h.uint()) : 0
-    const segments: Segment[] = []
-    let after: string | undefined
-    for (;;) {
-      const names = store.listSync(METADATA_POOL, { prefix: JOURNAL_PREFIX, after, limit: 512 })
-      for (const name of names) {
-        after = name
-        const seq = parseJournalObject(name)
-        if (seq === null || seq <= trimmed) continue
-        const s = store.statSync(METADATA_POOL, name)
-        segments.push({ seq, bytes: store.readSync(METADATA_POOL, name, 0, s?.size ?? 0) ?? new Uint8Array() })
-      }
-      if (names.length < 512) break
-    }
-    return { what: `MDS journal of ${path.resolve(dir)} (untrimmed objects after ${trimmed})`, header: null, segments }
+    const { trimmedSeq, segments } = readJournalSegments(store)
+    return { what: `MDS journal of ${path.resolve(dir)} (untrimmed objects after ${trimmedSeq})`, header: null, segments }
   } finally {
     await store.close()
   }
@@ -122,8 +104,7 @@ export async function journalExport (src: JournalSource, out: string, json: bool
 function namespaceEvents (l: Loaded): Event[] {
   const out: Event[] = []
   for (const e of events(l.segments)) {
-    if (e.ev.type === EventType.Request || e.ev.type === EventType.Claim || e.ev.type === EventType.Unclaim || e.ev.type === EventType.Merged) continue
-    out.push(e.ev)
+    if (!isMarkerEvent(e.ev)) out.push(e.ev)
   }
   return out
 }
@@ -133,19 +114,7 @@ export async function journalImport (file: string, storeDir: string): Promise<nu
   const l = load({ file })
   const store = await openStore(path.resolve(storeDir))
   try {
-    let last = 0
-    let after: string | undefined
-    for (;;) {
-      const names = store.listSync(METADATA_POOL, { prefix: JOURNAL_PREFIX, after, limit: 512 })
-      for (const name of names) last = Math.max(last, parseJournalObject(name) ?? 0)
-      if (names.length < 512) break
-      after = names[names.length - 1]
-    }
-    const st = store.statSync(METADATA_POOL, JOURNAL_HEADER)
-    const h = st ? new Decoder(store.readSync(METADATA_POOL, JOURNAL_HEADER, 0, st.size) ?? new Uint8Array()) : null
-    if (h) { h.uint(); last = Math.max(last, h.uint()) }
-    const writes = l.segments.map((s, i) => ({ pool: METADATA_POOL, name: journalObject(last + 1 + i), ops: [{ op: 'writeFull' as const, data: s.bytes }] }))
-    await store.submit(writes, { durable: true })
+    await appendJournalSegments(store, l.segments.map(seg => seg.bytes))
     console.log(`imported ${l.segments.length} segments into the MDS journal of ${path.resolve(storeDir)}; they are replayed at the next mount or serve`)
     return 0
   } finally {

@@ -3,7 +3,7 @@
 // mode (over RPC) implements the same interface.
 
 import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
-import type { Mds } from '../mds/mds'
+import type { MetadataServer } from '../mds'
 import type { LocalStore, ObjectWrite } from '../store/types'
 import { DATA_POOL } from '../common/layout'
 import type { Attr, Ino, MdsApi, SetAttr } from '../common/types'
@@ -64,25 +64,25 @@ export interface ClientBackend extends MdsApi {
 }
 
 export class EmbeddedBackend implements ClientBackend {
-  constructor (private readonly mds: Mds, private readonly store: LocalStore) {}
+  constructor (private readonly mds: MetadataServer, private readonly store: LocalStore) {}
 
   lookup (parent: Ino, name: string) { return this.mds.lookup(parent, name) }
   lookupOrNull (parent: Ino, name: string) { return this.mds.lookupOrNull(parent, name) }
   getattr (ino: Ino) { return this.mds.getattr(ino) }
   setattr (ino: Ino, change: SetAttr) { return this.mds.setattr(ino, change) }
-  mknod (...a: Parameters<Mds['mknod']>) { return this.mds.mknod(...a) }
-  mkdir (...a: Parameters<Mds['mkdir']>) { return this.mds.mkdir(...a) }
-  symlink (...a: Parameters<Mds['symlink']>) { return this.mds.symlink(...a) }
-  link (...a: Parameters<Mds['link']>) { return this.mds.link(...a) }
-  unlink (...a: Parameters<Mds['unlink']>) { return this.mds.unlink(...a) }
-  rmdir (...a: Parameters<Mds['rmdir']>) { return this.mds.rmdir(...a) }
-  rename (...a: Parameters<Mds['rename']>) { return this.mds.rename(...a) }
+  mknod (...a: Parameters<MetadataServer['mknod']>) { return this.mds.mknod(...a) }
+  mkdir (...a: Parameters<MetadataServer['mkdir']>) { return this.mds.mkdir(...a) }
+  symlink (...a: Parameters<MetadataServer['symlink']>) { return this.mds.symlink(...a) }
+  link (...a: Parameters<MetadataServer['link']>) { return this.mds.link(...a) }
+  unlink (...a: Parameters<MetadataServer['unlink']>) { return this.mds.unlink(...a) }
+  rmdir (...a: Parameters<MetadataServer['rmdir']>) { return this.mds.rmdir(...a) }
+  rename (...a: Parameters<MetadataServer['rename']>) { return this.mds.rename(...a) }
   readlink (ino: Ino) { return this.mds.readlink(ino) }
-  readdir (...a: Parameters<Mds['readdir']>) { return this.mds.readdir(...a) }
-  setxattr (...a: Parameters<Mds['setxattr']>) { return this.mds.setxattr(...a) }
-  getxattr (...a: Parameters<Mds['getxattr']>) { return this.mds.getxattr(...a) }
+  readdir (...a: Parameters<MetadataServer['readdir']>) { return this.mds.readdir(...a) }
+  setxattr (...a: Parameters<MetadataServer['setxattr']>) { return this.mds.setxattr(...a) }
+  getxattr (...a: Parameters<MetadataServer['getxattr']>) { return this.mds.getxattr(...a) }
   listxattr (ino: Ino) { return this.mds.listxattr(ino) }
-  removexattr (...a: Parameters<Mds['removexattr']>) { return this.mds.removexattr(...a) }
+  removexattr (...a: Parameters<MetadataServer['removexattr']>) { return this.mds.removexattr(...a) }
   open (ino: Ino) { return this.mds.open(ino) }
   // One client, one MDS: it may cache and buffer everything, and nobody revokes.
   async openFile (ino: Ino): Promise<OpenResult> { return { attr: this.mds.open(ino), caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 } }

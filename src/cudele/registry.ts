@@ -9,13 +9,11 @@
 // range of inode numbers, works on its own journal, and merges it back.
 
 import { fsError } from '../common/errors'
-import { encodeInode } from '../mds/inode'
-import type { Mds } from '../mds/mds'
-import { decodeEvents } from '../mds/events'
+import { decodeEvents, type MetadataServer, type RequestContext, type SubtreeSnapshot } from '../mds'
 import { DATA_POOL, METADATA_POOL, parseDataObject, STRIPE_BYTES } from '../common/layout'
 import { segmentObject } from './service'
 import { type Ino, isDir, isReg, ROOT_INO } from '../common/types'
-import type { ObjectWrite } from '../store/types'
+import type { LocalStore, ObjectWrite } from '../store/types'
 import type { JsonValue, MonitorApi } from '../mon/types'
 import { DEFAULT_POLICY, isDecoupled, isStreamed, keepsRequestsLocally, parsePolicy, type Policy, policyMeaning } from './policy'
 
@@ -46,13 +44,6 @@ export interface Effective {
   policy: Policy
 }
 
-export interface Snapshot {
-  /** [directory, name, inode, type] for every entry of the subtree. */
-  dentries: Array<[Ino, string, Ino, number]>
-  /** [inode, encoded inode record] for the root and everything under it. */
-  inodes: Array<[Ino, Uint8Array]>
-}
-
 export interface ClaimGrant {
   root: Ino
   owner: string
@@ -68,7 +59,7 @@ export interface ClaimGrant {
   policyVersion: number
   /** The last client journal segment of this owner already merged (0: none). */
   mergedSeq: number
-  snapshot: Snapshot
+  snapshot: SubtreeSnapshot
 }
 
 export interface RegistryOptions {
@@ -86,7 +77,13 @@ export class SubtreeRegistry {
   private unsubscribe: () => void = () => {}
   epoch = 0
 
-  constructor (private readonly mds: Mds, private readonly mon: MonitorApi, private readonly options: RegistryOptions = { localIsStore: false }) {
+  constructor (
+    private readonly mds: MetadataServer,
+    /** The store under the MDS: client journals staged for nonvolatile apply, data a discarded journal leaves behind. */
+    private readonly store: LocalStore,
+    private readonly mon: MonitorApi,
+    private readonly options: RegistryOptions = { localIsStore: false }
+  ) {
     this.unsubscribe = mon.subscribe(POLICYMAP, 0, state => {
       this.epoch = state.epoch
       this.entries.clear()
@@ -98,10 +95,7 @@ export class SubtreeRegistry {
         }
       }
       // The MDS asks for every change whether to journal it only while some subtree does not stream.
-      this.mds.stream = [...this.entries.values()].some(e => !this.streams(e.policy)) ? dir => this.streams(this.effective(dir).policy) : null
-      // A subtree that streams from now on may hold changes the journal never
-      // saw: stored now, so its fsyncs cover everything in it from here on.
-      if (!this.mds.unstreamed.empty) this.mds.trim().catch(() => {})
+      this.mds.setStreamPolicy([...this.entries.values()].some(e => !this.streams(e.policy)) ? dir => this.streams(this.effective(dir).policy) : null)
     })
   }
 
@@ -148,19 +142,19 @@ export class SubtreeRegistry {
       const e = this.entries.get(cur)
       if (e) return { root: cur, entry: e, policy: e.policy }
       if (cur === ROOT_INO) break
-      const parent = this.mds.ns.cache.getInode(cur)
-      if (!parent || !isDir(parent.mode) || parent.parent === cur) break
-      cur = parent.parent
+      const parent = this.mds.parentOrNull(cur)
+      if (parent === null || parent === cur) break
+      cur = parent
     }
     return { root: null, entry: null, policy: DEFAULT_POLICY }
   }
 
   /** Set (or replace) the policy of a directory: checked, then committed through the monitor. */
   async setPolicy (dir: Ino, yaml: string, path: string, by: string): Promise<PolicyEntry> {
-    const inode = this.mds.ns.cache.getInode(dir)
+    const inode = this.mds.statOrNull(dir)
     if (!inode || !isDir(inode.mode)) throw fsError('ENOTDIR', `inode ${dir} is not a directory`)
     const { policy } = parsePolicy(yaml, `${path.replace(/\/$/, '')}/policies.yml`)
-    const claim = this.mds.ns.claims.byRoot.get(dir)
+    const claim = this.mds.claimOf(dir)
     if (claim && claim.owner !== by) {
       throw fsError('EBUSY', `${path} is decoupled by client ${claim.owner} with updates not merged yet; that client must merge (cudele sync) before the policy can change`)
     }
@@ -176,7 +170,7 @@ export class SubtreeRegistry {
   }
 
   async removePolicy (dir: Ino, by: string): Promise<void> {
-    const claim = this.mds.ns.claims.byRoot.get(dir)
+    const claim = this.mds.claimOf(dir)
     if (claim && claim.owner !== by) throw fsError('EBUSY', `inode ${dir} is decoupled by client ${claim.owner}; it must merge first`)
     await this.mon.propose(POLICYMAP, current => {
       const base = current !== null && typeof current === 'object' && !Array.isArray(current) ? { ...current } : {}
@@ -191,7 +185,7 @@ export class SubtreeRegistry {
   ownerOf (dir: Ino): { root: Ino, owner: string, policy: Policy } | null {
     const eff = this.effective(dir)
     if (eff.root === null) return null
-    const c = this.mds.ns.claims.byRoot.get(eff.root)
+    const c = this.mds.claimOf(eff.root)
     return c ? { root: eff.root, owner: c.owner, policy: eff.policy } : null
   }
 
@@ -203,29 +197,23 @@ export class SubtreeRegistry {
    */
   async claim (dir: Ino, owner: string): Promise<ClaimGrant> {
     // The client journal will be merged, and journaled, on top of the subtree as the store has it.
-    if (!this.mds.unstreamed.empty) await this.mds.trim()
+    await this.mds.storeUnjournaled()
     const eff = this.effective(dir)
     if (eff.root === null || !eff.entry || !isDecoupled(eff.policy)) {
       throw fsError('EINVAL', `inode ${dir} is not in a decoupled subtree (its policy is ${eff.policy.consistency})`)
     }
     const root = eff.root
-    let c = this.mds.ns.claims.byRoot.get(root)
+    let c = this.mds.claimOf(root)
     if (c && c.owner !== owner) {
       if (eff.policy.interfere === 'block') throw fsError('EBUSY', `${eff.entry.path} is decoupled by client ${c.owner} (interfere: block)`)
       throw fsError('EAGAIN', `${eff.entry.path} is decoupled by client ${c.owner}; other clients' updates go through the MDS and lose at merge (interfere: allow)`)
     }
     if (!c) {
-      this.mds.claim(root, owner, eff.policy.allocatedInodes)
-      c = this.mds.ns.claims.byRoot.get(root)!
+      c = this.mds.claim(root, owner, eff.policy.allocatedInodes)
       this.mon.log('info', 'mds.0', `client ${owner} decoupled ${eff.entry.path} (inodes ${c.inoStart}..${c.inoStart + c.count - 1})`)
     }
-    const snapshot = this.snapshot(root)
+    const { snapshot, nextIno } = this.mds.exportSubtree(root, SNAPSHOT_MAX_ENTRIES)
     this.claimedInodes.set(root, new Set(snapshot.inodes.map(([ino]) => ino)))
-    const end = c.inoStart + c.count
-    let nextIno = Math.max(c.inoStart, c.used)
-    // Claims stored before the used mark was kept: what the subtree and the strays hold.
-    for (const [ino] of snapshot.inodes) if (ino >= nextIno && ino < end) nextIno = ino + 1
-    for (const ino of this.mds.ns.strays.members) if (ino >= nextIno && ino < end) nextIno = ino + 1
     return {
       root,
       owner,
@@ -240,34 +228,8 @@ export class SubtreeRegistry {
   }
 
   /** Everything under root, as it is now. */
-  snapshot (root: Ino): Snapshot {
-    const dentries: Snapshot['dentries'] = []
-    const inodes: Snapshot['inodes'] = []
-    const rootInode = this.mds.ns.cache.getInode(root)
-    if (!rootInode) throw fsError('ENOENT', `inode ${root} does not exist`)
-    inodes.push([root, encodeInode(rootInode)])
-    const queue = [root]
-    const seen = new Set<Ino>([root])
-    while (queue.length > 0) {
-      const dir = queue.shift() as Ino
-      let after: string | null = null
-      for (;;) {
-        const page = this.mds.listDir(dir, after, 1024)
-        for (const e of page) {
-          dentries.push([dir, e.name, e.ino, e.type])
-          if (dentries.length > SNAPSHOT_MAX_ENTRIES) throw fsError('EFBIG', `the subtree has more than ${SNAPSHOT_MAX_ENTRIES} entries: too large to decouple`)
-          if (seen.has(e.ino)) continue
-          seen.add(e.ino)
-          const inode = this.mds.ns.cache.getInode(e.ino)
-          if (!inode) continue
-          inodes.push([e.ino, encodeInode(inode)])
-          if (isDir(inode.mode)) queue.push(e.ino)
-        }
-        if (page.length < 1024) break
-        after = page[page.length - 1].name
-      }
-    }
-    return { dentries, inodes }
+  snapshot (root: Ino): SubtreeSnapshot {
+    return this.mds.exportSubtree(root, SNAPSHOT_MAX_ENTRIES).snapshot
   }
 
   /**
@@ -276,16 +238,15 @@ export class SubtreeRegistry {
    * streams; otherwise applied in memory (volatile apply) and written by a
    * trim right away.
    */
-  async merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>): Promise<{ applied: number, skipped: number, mergedSeq: number }> {
-    const c = this.mds.ns.claims.byRoot.get(root)
+  async merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>, req?: RequestContext): Promise<{ applied: number, skipped: number, mergedSeq: number }> {
+    const c = this.mds.claimOf(root)
     if (!c || c.owner !== owner) throw fsError('ESTALE', `client ${owner} does not own subtree ${root} (any more)`)
     const already = c.mergedSeq
     const fresh = segments.filter(([seq]) => seq > already).sort((a, b) => a[0] - b[0])
-    const events = fresh.flatMap(([, bytes]) => decodeEvents(bytes))
     const eff = this.effective(root)
     const mergedSeq = fresh.length > 0 ? fresh[fresh.length - 1][0] : already
     if (eff.policy.mechanisms.includes('nonvolatile_apply')) return await this.mergeThroughStore(root, owner, fresh, mergedSeq)
-    const r = this.mds.mergeSegments(fresh.map(([, bytes]) => bytes), events, { root, seq: mergedSeq })
+    const r = this.mds.mergeSegments(fresh.map(([, bytes]) => bytes), { root, seq: mergedSeq }, req)
     await r.committed
     return { applied: r.applied, skipped: r.skipped, mergedSeq }
   }
@@ -296,7 +257,7 @@ export class SubtreeRegistry {
    * objects go once that is safe.
    */
   private async mergeThroughStore (root: Ino, owner: string, segments: Array<[number, Uint8Array]>, mergedSeq: number): Promise<{ applied: number, skipped: number, mergedSeq: number }> {
-    const store = this.mds.store
+    const store = this.store
     const staged = segments.map(([seq]) => `staged.${segmentObject(owner, root, seq)}`)
     await store.submit(segments.map(([, bytes], i) => ({ pool: METADATA_POOL, name: staged[i], ops: [{ op: 'writeFull', data: bytes }] })), { durable: true })
     const events = staged.flatMap(name => {
@@ -312,7 +273,7 @@ export class SubtreeRegistry {
   /** Subtrees a client owns. */
   claimsOf (owner: string): Array<{ root: Ino, policy: Policy, count: number }> {
     const out: Array<{ root: Ino, policy: Policy, count: number }> = []
-    for (const c of this.mds.ns.claims.byRoot.values()) {
+    for (const c of this.mds.claims()) {
       if (c.owner === owner) out.push({ root: c.root, policy: this.effective(c.root).policy, count: c.count })
     }
     return out
@@ -328,7 +289,7 @@ export class SubtreeRegistry {
    * an ownership of a strong subtree (interfere: block) just ends.
    */
   async ownerGone (owner: string, readSegments: (owner: string, root: Ino) => Array<[number, Uint8Array]> = () => []): Promise<void> {
-    for (const c of [...this.mds.ns.claims.byRoot.values()]) {
+    for (const c of this.mds.claims()) {
       if (c.owner !== owner) continue
       const policy = this.effective(c.root).policy
       if (c.count === 0 || !isDecoupled(policy)) {
@@ -354,7 +315,7 @@ export class SubtreeRegistry {
    * files that were in the subtree already (appends whose new size is lost).
    */
   private async dropUnmergedData (root: Ino, start: Ino, end: Ino): Promise<number> {
-    const store = this.mds.store
+    const store = this.store
     const inSubtree = this.claimedInodes.get(root) ?? new Set(this.snapshot(root).inodes.map(([ino]) => ino))
     const removes: ObjectWrite[] = []
     let after: string | undefined
@@ -364,7 +325,7 @@ export class SubtreeRegistry {
         const p = parseDataObject(name)
         const inRange = p !== null && p.ino >= start && p.ino < end
         if (!p || (!inRange && !inSubtree.has(p.ino))) continue
-        const inode = this.mds.ns.cache.getInode(p.ino)
+        const inode = this.mds.statOrNull(p.ino)
         if (!inode) {
           if (inRange) removes.push({ pool: DATA_POOL, name, ops: [{ op: 'remove' }] })
           continue
@@ -388,7 +349,7 @@ export class SubtreeRegistry {
    * discards goes, with the data it wrote.
    */
   async letGo (root: Ino, owner: string): Promise<void> {
-    const c = this.mds.ns.claims.byRoot.get(root)
+    const c = this.mds.claimOf(root)
     if (!c) return
     if (c.owner !== owner) throw fsError('EPERM', `client ${owner} does not own subtree ${root}`)
     const policy = this.effective(root).policy
@@ -398,7 +359,7 @@ export class SubtreeRegistry {
 
   /** The owner lets go of its subtree (after a final merge, or discarding what it had). */
   release (root: Ino, owner: string): void {
-    const c = this.mds.ns.claims.byRoot.get(root)
+    const c = this.mds.claimOf(root)
     if (!c) return
     if (c.owner !== owner) throw fsError('EPERM', `client ${owner} does not own subtree ${root}`)
     this.mds.unclaim(root)
@@ -415,7 +376,7 @@ export class SubtreeRegistry {
     for (const dir of dirs) {
       const eff = this.effective(dir)
       if (eff.root === null || eff.policy.interfere !== 'block') continue
-      const c = this.mds.ns.claims.byRoot.get(eff.root)
+      const c = this.mds.claimOf(eff.root)
       if (c && c.owner !== client) throw fsError('EBUSY', `${eff.entry?.path ?? dir} is owned by client ${c.owner} (interfere: block)`)
       // A blocking strong subtree belongs to the first client that changes it (no inode range needed).
       if (!c && !isDecoupled(eff.policy)) {
@@ -424,7 +385,7 @@ export class SubtreeRegistry {
       }
     }
     if (inodes.length === 0) return
-    for (const c of this.mds.ns.claims.byRoot.values()) {
+    for (const c of this.mds.claims()) {
       if (c.owner === client) continue
       const eff = this.effective(c.root)
       if (eff.policy.interfere !== 'block') continue

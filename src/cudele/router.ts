@@ -402,7 +402,7 @@ export class CudeleBackend implements ClientBackend {
       owner: t.owner,
       inodes: `${t.inoStart}..${t.inoEnd - 1}`,
       unmerged_segments: t.unmergedSegments,
-      journal_events: t.mds.journal.stats.events,
+      journal_events: t.journalEvents,
       journal_bytes: t.stats.journalBytes,
       merges: t.stats.merges,
       merged_events: t.stats.mergedEvents

@@ -326,3 +326,12 @@ export function eventName (ev: Event): string {
     case EventType.Merged: return 'merged'
   }
 }
+
+/**
+ * Marks the MDS writes about requests, claims and merges: they say how the
+ * journal came to be, not what the namespace holds, so an apply of a
+ * client journal file leaves them behind.
+ */
+export function isMarkerEvent (ev: Event): boolean {
+  return ev.type === EventType.Request || ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Merged
+}

@@ -58,7 +58,7 @@ export function checkNamespace (mds: Mds, store: LocalStore, opts: FsckOptions =
   const cache = mds.ns.cache
   const problems: FsckProblem[] = []
   const report: FsckReport = { problems, directories: 0, files: 0, inodes: 0, dataObjects: 0, pendingRemoval: 0, pendingMerge: 0, journalEvents: mds.journal.stats.replayed }
-  for (const p of mds.replayProblems) problems.push({ kind: 'journal', message: p, fix: [] })
+  for (const p of mds.replayProblems()) problems.push({ kind: 'journal', message: p, fix: [] })
 
   const root = cache.getInode(ROOT_INO)
   if (!root || !isDir(root.mode)) {

@@ -16,6 +16,7 @@ import type { CommitInfo, LocalReads, ObjectStore, ObjectWrite } from '../store/
 import { decodeEvents, encodeCreates, encodeEvent, type Event } from './events'
 import type { Timespec } from '../common/time'
 import type { Ino } from '../common/types'
+import type { RequestContext } from './index'
 import { JOURNAL_PREFIX, journalObject, parseJournalObject } from './layout'
 import { METADATA_POOL } from '../common/layout'
 
@@ -46,9 +47,10 @@ export class Journal {
    * Told around every submit: `submitted` runs when a batch goes to the store
    * (after its events were taken) and returns a token; `committed` gets the
    * token back once the batch is in the store. The server uses it to tell
-   * clients which of their requests are safe.
+   * clients which of their requests are safe; `request` is the one whose own
+   * writes ride in the batch (a data commit), not applied yet.
    */
-  watcher: { submitted (): unknown, committed (token: unknown): void } | null = null
+  watcher: { submitted (request: RequestContext | null): unknown, committed (token: unknown): void } | null = null
 
   /**
    * @param nextSeq sequence number of the next journal object
@@ -134,7 +136,7 @@ export class Journal {
    * Submit the pending events and `extra` writes in one batch: they commit
    * atomically, in order after everything submitted before.
    */
-  submit (extra: ObjectWrite[], durable: boolean): Promise<CommitInfo> {
+  submit (extra: ObjectWrite[], durable: boolean, request: RequestContext | null = null): Promise<CommitInfo> {
     const own = this.takePending()
     const batch = own ? [own, ...extra] : extra
     const p = this.store.submit(batch, { durable })
@@ -142,7 +144,7 @@ export class Journal {
     this.lastSubmitDurable = durable
     const w = this.watcher
     if (w) {
-      const token = w.submitted()
+      const token = w.submitted(request)
       p.then(() => w.committed(token), () => {})
     }
     p.catch((err: Error) => { this.failure = err })

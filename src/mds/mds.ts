@@ -18,15 +18,19 @@ import { attrOf, type Inode, UNKNOWN_BLOCKS } from './inode'
 import type { Journal } from './journal'
 import { dirObject, INOTABLE_OBJECT } from './layout'
 import { DATA_POOL, dataObjectPrefix, METADATA_POOL } from '../common/layout'
-import { InoTable, Namespace, StraySet } from './namespace'
+import { type Claim, InoTable, Namespace, StraySet } from './namespace'
 import { buildTrimBatch, encodeInoTable } from './trim'
 import { dirsOf, INO_BLOCK, touchedBy, UnstreamedChanges } from './unstreamed'
 import {
-  type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, type MdsApi, NAME_MAX,
+  type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, NAME_MAX,
   RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
   S_IFSOCK, S_ISGID, type SetAttr, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE
 } from '../common/types'
 import { decodeDentry } from './dentry'
+import { checkName, checkNameLength, checkXattrName, checkXattrValue } from './checks'
+import { encodeInode } from './inode'
+import { decodeEvents } from './events'
+import type { ApplyResult, ClaimInfo, MdsStats, MetadataServer, RequestContext, SafetyWatcher, SubtreeSnapshot } from './index'
 
 export interface MdsOptions {
   cache: CacheLimits
@@ -47,15 +51,14 @@ export const DEFAULT_MDS_OPTIONS: MdsOptions = {
   trimIntervalMs: 1000
 }
 
-const XATTR_NAME_MAX = 255
-const XATTR_VALUE_MAX = 64 * 1024
-const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.']
 /** Rounds of trim-then-purge a close does at most (purges can wait for a trim, and a trim for nothing). */
 const CLOSE_PURGE_ROUNDS = 10
 /** Objects listed per store read while purging a file's data. */
 const PURGE_LIST_LIMIT = 512
+/** Entries read per listing while exporting a subtree. */
+const SNAPSHOT_PAGE = 1024
 
-export class Mds implements MdsApi {
+export class Mds implements MetadataServer {
   readonly ns: Namespace
   private readonly opens = new Map<Ino, number>()
   private readonly purgeQueue = new Set<Ino>()
@@ -66,22 +69,16 @@ export class Mds implements MdsApi {
   private trimTimer: NodeJS.Timeout | null = null
   private closed = false
   /** Problems met while replaying the journal at start-up (fsck reports them). */
-  readonly replayProblems: string[] = []
+  private readonly problems: string[] = []
   /**
    * Cudele's stream mechanism per subtree: is a change in this directory
    * journaled? null: everywhere. Changes that are not wait in memory for the
    * next trim (unstreamed.ts says how the namespace stays consistent).
    */
-  stream: ((dir: Ino) => boolean) | null = null
+  private stream: ((dir: Ino) => boolean) | null = null
   readonly unstreamed = new UnstreamedChanges()
-  /** Told around every trim: `taken` when it takes its snapshot, `stored` (with the token) once it is in the store. */
-  trimWatcher: { taken (): unknown, stored (token: unknown): void } | null = null
-  /**
-   * A replayed create may ask for the inode number its first run handed out
-   * (set by the server around the request; 0: none): if that number is free,
-   * the client's later requests that name it find the same file again.
-   */
-  replayIno = 0
+  /** Told how far requests are safe (a server's sessions). */
+  private safety: SafetyWatcher | null = null
   private trimScheduled = false
   /** Keeps each file's st_blocks as its data commits change it. */
   private readonly blockCounter: BlockCounter
@@ -108,7 +105,7 @@ export class Mds implements MdsApi {
   /** Replay journal events at start-up (the same path as live operations). */
   replay (seq: number, events: Event[]): void {
     for (const ev of events) {
-      if (!applyEvent(this.ns, ev)) this.replayProblems.push(`journal object ${seq}: ${describe(ev)} could not be applied`)
+      if (!applyEvent(this.ns, ev)) this.problems.push(`journal object ${seq}: ${describe(ev)} could not be applied`)
     }
   }
 
@@ -150,20 +147,6 @@ export class Mds implements MdsApi {
     return d
   }
 
-  private checkName (name: string): void {
-    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
-    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-      throw fsError('EINVAL', `invalid name ${JSON.stringify(name)}`)
-    }
-  }
-
-  /**
-   * The client request being carried out (set by the server around each
-   * mutating call): its events are preceded by a Request marker, in the same
-   * journal object, so a replay of the request after a restart is recognised.
-   */
-  currentRequest: { client: string, tid: number, marked: boolean, unstreamed?: boolean } | null = null
-
   /**
    * Whether an event goes to the journal: null if it does; otherwise the
    * inodes it touches (its subtree does not stream, or it depends on a change
@@ -192,26 +175,31 @@ export class Mds implements MdsApi {
     if (namespaceChange) this.trimSoon()
   }
 
-  private mutate (ev: Event, unstreamed: Ino[] | null = this.unstreamedTouch(ev)): void {
+  private mutate (ev: Event, req: RequestContext | undefined, unstreamed: Ino[] | null = this.unstreamedTouch(ev)): void {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
     if (this.closed) throw fsError('EIO', 'the metadata server is shut down')
     if (!applyEvent(this.ns, ev)) throw fsError('EIO', `${describe(ev)} could not be applied`)
-    const req = this.currentRequest
     if (unstreamed) {
       this.unstreamed.noted(unstreamed)
       // The record that the request was done reaches the store with the same trim as its changes.
-      if (req && !req.unstreamed) {
-        req.unstreamed = true
+      if (req && !req.unstored) {
+        req.unstored = true
         this.ns.completed.add(req.client, req.tid)
       }
-    } else if (req && !req.marked) {
-      req.marked = true
-      const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
-      applyEvent(this.ns, marker)
-      this.journal.append(marker)
+    } else if (req && !req.journaled) {
+      this.appendMarker(req)
     }
     if (!unstreamed) this.journal.append(ev)
     if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight && this.options.trimming !== false) this.trim().catch(() => {})
+  }
+
+  /** The Request marker that precedes a request's first journaled event. */
+  private appendMarker (req: RequestContext): Event {
+    req.journaled = true
+    const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
+    applyEvent(this.ns, marker)
+    this.journal.append(marker)
+    return marker
   }
 
   /** Trim once the current burst of work is done (many data commits share one trim). */
@@ -237,9 +225,9 @@ export class Mds implements MdsApi {
   }
 
   /** The inode number a replayed create asked for, if it is free; null: allocate one. */
-  private takeReplayIno (unstreamed: boolean): Ino | null {
-    const ino = this.replayIno
-    this.replayIno = 0
+  private takeReplayIno (req: RequestContext | undefined, unstreamed: boolean): Ino | null {
+    const ino = req?.replayIno ?? 0
+    if (ino === 0) return null
     if (!Number.isSafeInteger(ino) || ino <= ROOT_INO) return null
     if (this.ns.cache.getInode(ino) || this.ns.claims.rangeOf(ino) || this.unstreamed.reservedUnused(ino)) return null
     if (ino >= this.ns.inotable.next) {
@@ -254,7 +242,7 @@ export class Mds implements MdsApi {
   lookup (parent: Ino, name: string): Attr {
     const dir = this.dir(parent)
     if (name === '..') return attrOf(this.inode(dir.parent))
-    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
+    checkNameLength(name)
     const d = this.ns.cache.getDentry(parent, name)
     if (!d) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
     return attrOf(this.inode(d.ino))
@@ -265,13 +253,23 @@ export class Mds implements MdsApi {
     const dir = this.dir(parent)
     // The kernel resolves ".." itself; this answers readdir's ".." entry (and NFS-export lookups).
     if (name === '..') return attrOf(this.inode(dir.parent))
-    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', `name is ${name.length} bytes; the limit is ${NAME_MAX}`)
+    checkNameLength(name)
     const d = this.ns.cache.getDentry(parent, name)
     return d ? attrOf(this.inode(d.ino)) : null
   }
 
   getattr (ino: Ino): Attr {
     return attrOf(this.inode(ino))
+  }
+
+  statOrNull (ino: Ino): Attr | null {
+    const inode = this.ns.cache.getInode(ino)
+    return inode ? attrOf(inode) : null
+  }
+
+  parentOrNull (ino: Ino): Ino | null {
+    const inode = this.ns.cache.getInode(ino)
+    return inode && isDir(inode.mode) ? inode.parent : null
   }
 
   /** A directory's parent (the root is its own parent). */
@@ -338,6 +336,10 @@ export class Mds implements MdsApi {
     return v
   }
 
+  xattrOrNull (ino: Ino, name: string): Buffer | null {
+    return this.ns.cache.getInode(ino)?.xattrs?.get(name) ?? null
+  }
+
   listxattr (ino: Ino): string[] {
     const inode = this.inode(ino)
     return inode.xattrs ? [...inode.xattrs.keys()] : []
@@ -361,8 +363,8 @@ export class Mds implements MdsApi {
 
   // ---- namespace changes ----
 
-  private newNode (parent: Ino, name: string, mode: number, rdev: number, caller: Caller, target: string): Attr {
-    this.checkName(name)
+  private newNode (parent: Ino, name: string, mode: number, rdev: number, caller: Caller, target: string, req: RequestContext | undefined): Attr {
+    checkName(name)
     const dir = this.liveDir(parent)
     if (this.ns.cache.getDentry(parent, name)) throw fsError('EEXIST', `${JSON.stringify(name)} exists`)
     let gid = caller.gid
@@ -379,52 +381,52 @@ export class Mds implements MdsApi {
     } else if (this.stream !== null) {
       unstreamed = !this.stream(parent)
     }
-    const ino = this.takeReplayIno(unstreamed) ?? (unstreamed ? this.unstreamed.allocIno(() => this.reserveInos()) : this.ns.inotable.alloc())
+    const ino = this.takeReplayIno(req, unstreamed) ?? (unstreamed ? this.unstreamed.allocIno(() => this.reserveInos()) : this.ns.inotable.alloc())
     const time = now()
-    this.mutate({ type: EventType.Mknod, parent, name, ino, mode, uid: caller.uid, gid, rdev, time, target }, unstreamed ? [parent, ino] : null)
+    this.mutate({ type: EventType.Mknod, parent, name, ino, mode, uid: caller.uid, gid, rdev, time, target }, req, unstreamed ? [parent, ino] : null)
     return attrOf(this.inode(ino))
   }
 
-  mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Attr {
+  mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller, req?: RequestContext): Attr {
     const type = mode & S_IFMT
     if (type === 0) mode |= S_IFREG
     else if (![S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].includes(type)) {
       throw fsError('EINVAL', `mknod cannot create file type ${type.toString(8)}`)
     }
     const isDev = type === S_IFCHR || type === S_IFBLK
-    return this.newNode(parent, name, mode, isDev ? rdev : 0, caller, '')
+    return this.newNode(parent, name, mode, isDev ? rdev : 0, caller, '', req)
   }
 
-  mkdir (parent: Ino, name: string, mode: number, caller: Caller): Attr {
-    return this.newNode(parent, name, S_IFDIR | (mode & 0o7777), 0, caller, '')
+  mkdir (parent: Ino, name: string, mode: number, caller: Caller, req?: RequestContext): Attr {
+    return this.newNode(parent, name, S_IFDIR | (mode & 0o7777), 0, caller, '', req)
   }
 
-  symlink (parent: Ino, name: string, target: string, caller: Caller): Attr {
+  symlink (parent: Ino, name: string, target: string, caller: Caller, req?: RequestContext): Attr {
     if (target.length === 0) throw fsError('ENOENT', 'a symbolic link needs a target')
     if (target.length > SYMLINK_MAX) throw fsError('ENAMETOOLONG', `symlink target is ${target.length} bytes; the limit is ${SYMLINK_MAX}`)
-    return this.newNode(parent, name, S_IFLNK | 0o777, 0, caller, target)
+    return this.newNode(parent, name, S_IFLNK | 0o777, 0, caller, target, req)
   }
 
-  link (ino: Ino, newParent: Ino, newName: string): Attr {
-    this.checkName(newName)
+  link (ino: Ino, newParent: Ino, newName: string, req?: RequestContext): Attr {
+    checkName(newName)
     const inode = this.inode(ino)
     if (isDir(inode.mode)) throw fsError('EPERM', 'hard links to directories are not allowed')
     this.liveDir(newParent)
     if (this.ns.cache.getDentry(newParent, newName)) throw fsError('EEXIST', `${JSON.stringify(newName)} exists`)
     if (inode.nlink === 0 && !this.opens.has(ino)) throw fsError('ENOENT', `inode ${ino} has been removed`)
-    this.mutate({ type: EventType.Link, ino, parent: newParent, name: newName, time: now() })
+    this.mutate({ type: EventType.Link, ino, parent: newParent, name: newName, time: now() }, req)
     return attrOf(inode)
   }
 
-  unlink (parent: Ino, name: string): void {
+  unlink (parent: Ino, name: string, req?: RequestContext): void {
     this.dir(parent)
     const d = this.ns.cache.getDentry(parent, name)
     if (!d) throw fsError('ENOENT', `no entry ${JSON.stringify(name)} in directory ${parent}`)
     if (d.type === S_IFDIR) throw fsError('EISDIR', `${JSON.stringify(name)} is a directory`)
-    this.mutate({ type: EventType.Unlink, parent, name, time: now() })
+    this.mutate({ type: EventType.Unlink, parent, name, time: now() }, req)
   }
 
-  rmdir (parent: Ino, name: string): void {
+  rmdir (parent: Ino, name: string, req?: RequestContext): void {
     this.dir(parent)
     if (name === '.') throw fsError('EINVAL', 'cannot remove "."')
     const d = this.ns.cache.getDentry(parent, name)
@@ -432,11 +434,11 @@ export class Mds implements MdsApi {
     if (d.type !== S_IFDIR) throw fsError('ENOTDIR', `${JSON.stringify(name)} is not a directory`)
     const target = this.inode(d.ino)
     if (target.nentries > 0) throw fsError('ENOTEMPTY', `directory ${JSON.stringify(name)} has ${target.nentries} entries`)
-    this.mutate({ type: EventType.Unlink, parent, name, time: now() })
+    this.mutate({ type: EventType.Unlink, parent, name, time: now() }, req)
   }
 
-  rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): void {
-    this.checkName(newName)
+  rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number, req?: RequestContext): void {
+    checkName(newName)
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw fsError('EINVAL', `unknown rename flags ${flags}`)
     if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) throw fsError('EINVAL', 'RENAME_NOREPLACE and RENAME_EXCHANGE together')
     this.dir(parent)
@@ -462,7 +464,7 @@ export class Mds implements MdsApi {
         if (t.nentries > 0) throw fsError('ENOTEMPTY', `directory ${JSON.stringify(newName)} is not empty`)
       }
     }
-    this.mutate({ type: EventType.Rename, parent, name, newParent, newName, flags: flags & RENAME_EXCHANGE, time: now() })
+    this.mutate({ type: EventType.Rename, parent, name, newParent, newName, flags: flags & RENAME_EXCHANGE, time: now() }, req)
   }
 
   /** EINVAL when dir is `target` or one of its ancestors (a directory cannot move into itself). */
@@ -478,7 +480,7 @@ export class Mds implements MdsApi {
     throw fsError('ELOOP', 'directory ancestry is too deep')
   }
 
-  setattr (ino: Ino, change: SetAttr): Attr {
+  setattr (ino: Ino, change: SetAttr, req?: RequestContext): Attr {
     const inode = this.inode(ino)
     const ev = change.relatime ? this.readAtimeEvent(inode) : this.setAttrEvent(inode, change)
     if (ev && change.size !== undefined && isReg(inode.mode)) {
@@ -487,7 +489,7 @@ export class Mds implements MdsApi {
       ev.mask |= SA.BLOCKS
       ev.blocks = UNKNOWN_BLOCKS
     }
-    if (ev) this.mutate(ev)
+    if (ev) this.mutate(ev, req)
     return attrOf(inode)
   }
 
@@ -540,35 +542,81 @@ export class Mds implements MdsApi {
     return ev
   }
 
-  setxattr (ino: Ino, name: string, value: Buffer, flags: number): void {
+  setxattr (ino: Ino, name: string, value: Buffer, flags: number, req?: RequestContext): void {
     const inode = this.inode(ino)
     checkXattrName(name)
-    if (value.length > XATTR_VALUE_MAX) throw fsError('E2BIG', `attribute value is ${value.length} bytes; the limit is ${XATTR_VALUE_MAX}`)
+    checkXattrValue(value)
     const exists = inode.xattrs?.has(name) === true
     if ((flags & XATTR_CREATE) && exists) throw fsError('EEXIST', `attribute ${name} exists`)
     if ((flags & XATTR_REPLACE) && !exists) throw fsError('ENODATA', `no attribute ${name}`)
-    this.mutate({ type: EventType.SetXattr, ino, name, value: Buffer.from(value), time: now() })
+    this.mutate({ type: EventType.SetXattr, ino, name, value: Buffer.from(value), time: now() }, req)
   }
 
-  removexattr (ino: Ino, name: string): void {
+  removexattr (ino: Ino, name: string, req?: RequestContext): void {
     const inode = this.inode(ino)
     checkXattrName(name)
     if (inode.xattrs?.has(name) !== true) throw fsError('ENODATA', `no attribute ${name}`)
-    this.mutate({ type: EventType.RemoveXattr, ino, name, time: now() })
+    this.mutate({ type: EventType.RemoveXattr, ino, name, time: now() }, req)
   }
 
   // ---- decoupled subtrees (Cudele) ----
 
   /** Give `owner` the subtree at root, with `count` inode numbers set aside for it. */
-  claim (root: Ino, owner: string, count: number): { inoStart: Ino, count: number } {
+  claim (root: Ino, owner: string, count: number, req?: RequestContext): ClaimInfo {
     this.dir(root)
     const inoStart = this.ns.inotable.reserve(count)
-    this.mutate({ type: EventType.Claim, root, owner, inoStart, count })
-    return { inoStart, count }
+    this.mutate({ type: EventType.Claim, root, owner, inoStart, count }, req)
+    return this.claimOf(root) as ClaimInfo
   }
 
-  unclaim (root: Ino): void {
-    if (this.ns.claims.byRoot.has(root)) this.mutate({ type: EventType.Unclaim, root })
+  unclaim (root: Ino, req?: RequestContext): void {
+    if (this.ns.claims.byRoot.has(root)) this.mutate({ type: EventType.Unclaim, root }, req)
+  }
+
+  claimOf (root: Ino): ClaimInfo | null {
+    const c = this.ns.claims.byRoot.get(root)
+    return c ? claimInfo(c) : null
+  }
+
+  claims (): ClaimInfo[] {
+    return [...this.ns.claims.byRoot.values()].map(claimInfo)
+  }
+
+  exportSubtree (root: Ino, maxEntries: number): { snapshot: SubtreeSnapshot, nextIno: Ino } {
+    const dentries: SubtreeSnapshot['dentries'] = []
+    const inodes: SubtreeSnapshot['inodes'] = []
+    inodes.push([root, encodeInode(this.inode(root))])
+    const queue = [root]
+    const seen = new Set<Ino>([root])
+    while (queue.length > 0) {
+      const dir = queue.shift() as Ino
+      let after: string | null = null
+      for (;;) {
+        const page = this.listDir(dir, after, SNAPSHOT_PAGE)
+        for (const e of page) {
+          dentries.push([dir, e.name, e.ino, e.type])
+          if (dentries.length > maxEntries) throw fsError('EFBIG', `the subtree has more than ${maxEntries} entries: too large to decouple`)
+          if (seen.has(e.ino)) continue
+          seen.add(e.ino)
+          const inode = this.ns.cache.getInode(e.ino)
+          if (!inode) continue
+          inodes.push([e.ino, encodeInode(inode)])
+          if (isDir(inode.mode)) queue.push(e.ino)
+        }
+        if (page.length < SNAPSHOT_PAGE) break
+        after = page[page.length - 1].name
+      }
+    }
+    let nextIno = 0
+    const c = this.ns.claims.byRoot.get(root)
+    if (c) {
+      const end = c.inoStart + c.count
+      nextIno = Math.max(c.inoStart, c.used)
+      // Claims stored before the used mark was kept: what the subtree and the strays hold.
+      for (const [ino] of inodes) if (ino >= nextIno && ino < end) nextIno = ino + 1
+      for (const ino of this.ns.strays.members) if (ino >= nextIno && ino < end) nextIno = ino + 1
+    }
+    return { snapshot: { dentries, inodes }, nextIno }
   }
 
   /**
@@ -576,20 +624,14 @@ export class Mds implements MdsApi {
    * win over what others did meanwhile). journal: also stream them into the
    * MDS journal; otherwise they live in memory until the next trim.
    */
-  applyClientEvents (events: Event[], journal: boolean, merged?: { root: Ino, seq: number }): { applied: number, skipped: number } {
+  applyClientEvents (events: Event[], journal: boolean, merged?: { root: Ino, seq: number }, req?: RequestContext): ApplyResult {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
     refuseServerEvents(events)
     let applied = 0
     let skipped = 0
-    const req = this.currentRequest
     this.journal.together(() => {
-      if (req && journal) {
-        // The marker shares the journal object with the events it covers.
-        req.marked = true
-        const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
-        applyEvent(this.ns, marker)
-        this.journal.append(marker)
-      }
+      // The marker shares the journal object with the events it covers.
+      if (req && journal) this.appendMarker(req)
       for (const ev of events) {
         if (applyEvent(this.ns, ev)) {
           applied++
@@ -618,8 +660,9 @@ export class Mds implements MdsApi {
    * as everything journaled after them, and the trim writes the result to the
    * metadata store in the background.
    */
-  mergeSegments (segments: Uint8Array[], events: Event[], merged: { root: Ino, seq: number }): { applied: number, skipped: number, committed: Promise<unknown> } {
+  mergeSegments (segments: Uint8Array[], merged: { root: Ino, seq: number }, req?: RequestContext): ApplyResult & { committed: Promise<unknown> } {
     if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
+    const events = segments.flatMap(bytes => decodeEvents(bytes))
     refuseServerEvents(events)
     let applied = 0
     let skipped = 0
@@ -628,9 +671,8 @@ export class Mds implements MdsApi {
       else skipped++
     }
     const head = new Encoder(64)
-    const req = this.currentRequest
     if (req) {
-      req.marked = true
+      req.journaled = true
       const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
       applyEvent(this.ns, marker)
       encodeEvent(head, marker)
@@ -673,7 +715,7 @@ export class Mds implements MdsApi {
    * covers bytes that did not reach the store, and no data outlives a size
    * that excludes it.
    */
-  commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable = false): { attr: Attr, committed: Promise<unknown> } {
+  commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable = false, req?: RequestContext): { attr: Attr, committed: Promise<unknown> } {
     const inode = this.inode(ino)
     // The change carries the time of the writes it commits; a metadata change
     // made while they were buffered (chmod, setxattr) has a later ctime, which stays.
@@ -687,14 +729,14 @@ export class Mds implements MdsApi {
     }
     if (this.unstreamed.has(ino)) {
       // The store has not seen this inode as it is now: the data goes with the trim that stores it.
-      if (ev) this.mutate(ev)
+      if (ev) this.mutate(ev, req)
       const committed = this.unstreamed.withTrim(writes, durable)
       if (counted) committed.then(counted.settled, counted.settled)
       this.trimSoon()
       return { attr: attrOf(inode), committed }
     }
-    if (ev) this.mutate(ev)
-    const committed = this.journal.submit(writes, durable)
+    if (ev) this.mutate(ev, req)
+    const committed = this.journal.submit(writes, durable, req ?? null)
     if (counted) committed.then(counted.settled, counted.settled)
     return { attr: attrOf(inode), committed }
   }
@@ -730,7 +772,7 @@ export class Mds implements MdsApi {
     const snapshot = cache.takeDirty()
     const unstreamed = this.unstreamed.take()
     const data = UnstreamedChanges.batchOf(unstreamed.writes)
-    const token = this.trimWatcher?.taken()
+    const token = this.safety?.trimTaken()
     const strayChanges = this.ns.strays.takeChanges()
     const completedChanges = this.ns.completed.takeChanges()
     const claimChanges = this.ns.claims.takeChanges()
@@ -750,7 +792,7 @@ export class Mds implements MdsApi {
       () => {
         cache.flushDone()
         for (const w of unstreamed.writes) w.resolve()
-        if (token !== undefined) this.trimWatcher?.stored(token)
+        if (token !== undefined) this.safety?.trimStored(token)
         if (this.purgeAfterTrim.size > 0) {
           for (const ino of this.purgeAfterTrim) this.purgeQueue.add(ino)
           this.purgeAfterTrim.clear()
@@ -826,7 +868,7 @@ export class Mds implements MdsApi {
         after = names[names.length - 1]
       }
     }
-    this.mutate({ type: EventType.Purge, ino: inode.ino })
+    this.mutate({ type: EventType.Purge, ino: inode.ino }, undefined)
     await this.journal.submit(removals, false)
   }
 
@@ -857,15 +899,55 @@ export class Mds implements MdsApi {
   }
 
   get openCount (): number { return this.opens.size }
+
+  // ---- what servers and Cudele steer ----
+
+  setStreamPolicy (stream: ((dir: Ino) => boolean) | null): void {
+    this.stream = stream
+    // A subtree that streams from now on may hold changes the journal never
+    // saw: stored now, so its fsyncs cover everything in it from here on.
+    if (!this.unstreamed.empty) this.trim().catch(() => {})
+  }
+
+  async storeUnjournaled (): Promise<void> {
+    if (!this.unstreamed.empty) await this.trim()
+  }
+
+  requestCompleted (client: string, tid: number): boolean {
+    return this.ns.completed.has(client, tid)
+  }
+
+  completedFloor (client: string): number {
+    return this.ns.completed.floorOf(client)
+  }
+
+  setCompletedFloor (client: string, floor: number): void {
+    this.ns.completed.setFloor(client, floor)
+  }
+
+  forgetClient (client: string): void {
+    this.ns.completed.forget(client)
+  }
+
+  watchSafety (watcher: SafetyWatcher): void {
+    this.safety = watcher
+    this.journal.watcher = {
+      submitted: request => watcher.journalSubmitted(request),
+      committed: token => watcher.journalCommitted(token)
+    }
+  }
+
+  stats (): MdsStats {
+    return { cache: this.ns.cache.size, journal: { ...this.journal.stats } }
+  }
+
+  replayProblems (): readonly string[] {
+    return this.problems
+  }
 }
 
-function checkXattrName (name: string): void {
-  if (name.length === 0 || name.length > XATTR_NAME_MAX) throw fsError('ERANGE', `attribute name length ${name.length} is out of range`)
-  if (!XATTR_NAMESPACES.some(p => name.startsWith(p))) {
-    throw fsError('EOPNOTSUPP', `attribute ${name}: only the user., trusted. and security. namespaces are supported`)
-  }
-  // The VFS's own handlers refuse a bare prefix the same way.
-  if (XATTR_NAMESPACES.includes(name)) throw fsError('EINVAL', `attribute name ${name} has nothing after its namespace`)
+function claimInfo (c: Claim): ClaimInfo {
+  return { root: c.root, owner: c.owner, inoStart: c.inoStart, count: c.count, mergedSeq: c.mergedSeq }
 }
 
 function describe (ev: Event): string {

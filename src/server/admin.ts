@@ -3,6 +3,7 @@
 // These need no session: `cudele status` and `cudele log` connect, ask, and go.
 
 import { fsError } from '../common/errors'
+import type { MdsStats } from '../mds'
 import type { JsonValue, MapState } from '../mon/types'
 import type { RpcServer } from '../rpc'
 import type { CudeleServer } from './server'
@@ -23,6 +24,10 @@ function ms3 (ms: number): number {
 
 const LOG_LIMIT_MAX = 10_000
 
+function mdsStats (st: MdsStats): { cache: { inodes: number, dentries: number }, journal: { events: number, objects: number, bytes: number } } {
+  return { cache: st.cache, journal: { events: st.journal.events, objects: st.journal.objects, bytes: st.journal.bytes } }
+}
+
 export function registerAdmin (rpc: RpcServer, srv: CudeleServer): void {
   rpc.handle('status', (args): StatusReport => {
     const limit = Math.min(Number(args[0] ?? 20) || 20, LOG_LIMIT_MAX)
@@ -34,8 +39,7 @@ export function registerAdmin (rpc: RpcServer, srv: CudeleServer): void {
         addr: srv.address ? `${srv.address.kind === 'unix' ? 'unix:' + srv.address.path : `tcp:${srv.address.host}:${srv.address.port}`}` : '',
         pid: process.pid,
         bootId: srv.bootId,
-        cache: srv.mds.ns.cache.size,
-        journal: { events: srv.mds.journal.stats.events, objects: srv.mds.journal.stats.objects, bytes: srv.mds.journal.stats.bytes }
+        ...mdsStats(srv.mds.stats())
       }],
       sessions: srv.sessions.all().map(s => ({
         id: s.id,

@@ -5,7 +5,7 @@ import { policyCounts, policyInfo, checkDataWrites, readStoredSegments, dropStor
 import { segmentObject } from '../cudele/service'
 import { fsError } from '../common/errors'
 import { METADATA_POOL } from '../common/layout'
-import { decodeEvents, EventType } from '../mds/events'
+import { decodeEvents, isMarkerEvent } from '../mds'
 import type { RpcServer } from '../rpc'
 import type { ObjectWrite } from '../store/types'
 import { sessionOf } from './methods'
@@ -53,8 +53,7 @@ export function registerCudele (rpc: RpcServer, srv: CudeleServer): void {
   // `cudele journal apply --connect`: events of a client journal file, applied blindly (an administrator's merge).
   rpc.handle('journal.apply', async ([segments]) => {
     if (!Array.isArray(segments)) throw fsError('EINVAL', 'journal.apply needs a list of segments')
-    const events = (segments as Uint8Array[]).flatMap(b => decodeEvents(b))
-      .filter(ev => ev.type !== EventType.Request && ev.type !== EventType.Claim && ev.type !== EventType.Unclaim && ev.type !== EventType.Merged)
+    const events = (segments as Uint8Array[]).flatMap(b => decodeEvents(b)).filter(ev => !isMarkerEvent(ev))
     const r = srv.mds.applyClientEvents(events, true)
     await srv.mds.sync(true)
     srv.log('info', `journal apply: ${r.applied} events applied, ${r.skipped} skipped`)

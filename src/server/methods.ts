@@ -11,6 +11,7 @@ import { fsError } from '../common/errors'
 import { CAP_BUFFER, CAP_CACHE, CAP_POLICY_XATTR, type CapPolicy, DEFAULT_CAP_POLICY, parseCapPolicy } from '../common/caps'
 import type { Ino, SetAttr } from '../common/types'
 import { DATA_POOL } from '../common/layout'
+import { type RequestContext, requestContext } from '../mds'
 import type { RpcConnection, RpcServer } from '../rpc'
 import type { ObjectWrite } from '../store/types'
 import type { CudeleServer } from './server'
@@ -27,8 +28,7 @@ export function sessionOf (conn: RpcConnection): Session {
 }
 
 export function capPolicyOf (srv: CudeleServer, ino: Ino): CapPolicy {
-  const inode = srv.mds.ns.cache.getInode(ino)
-  const text = inode?.xattrs?.get(CAP_POLICY_XATTR)
+  const text = srv.mds.xattrOrNull(ino, CAP_POLICY_XATTR)
   if (!text) return DEFAULT_CAP_POLICY
   try {
     return parseCapPolicy(text.toString())
@@ -45,7 +45,7 @@ async function flushOthers (srv: CudeleServer, s: Session, ino: Ino): Promise<vo
   srv.caps.release(ino, s.id, CAP_CACHE)
 }
 
-type Mutation = (s: Session, args: any[]) => unknown
+type Mutation = (s: Session, args: any[], req: RequestContext) => unknown
 
 /** What a replayed request that was already carried out answers (its original reply was lost). */
 function replayAnswer (srv: CudeleServer, s: Session, method: string, args: any[]): unknown {
@@ -87,7 +87,7 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
 
   rpc.handle('session.close', (_args, conn) => {
     const s = sessionOf(conn)
-    mds.ns.completed.forget(s.name)
+    mds.forgetClient(s.name)
     srv.sessions.end(s, 'closed by its client')
     conn.data = undefined
     return null
@@ -151,31 +151,23 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
       srv.sessions.touch(s)
       const [tid, firstUnsafe, replay, ...rest] = args as [number, number, boolean | number, ...any[]]
       if (!Number.isSafeInteger(tid) || tid <= 0) throw fsError('EINVAL', `${name}: bad transaction id`)
-      mds.ns.completed.setFloor(s.name, Number(firstUnsafe) || 0)
+      mds.setCompletedFloor(s.name, Number(firstUnsafe) || 0)
       srv.volatileCompleted.setFloor(s.name, Number(firstUnsafe) || 0)
       // Below the client's floor: it was told this request is safe (a stale copy in a request log).
-      if (replay && (mds.ns.completed.has(s.name, tid) || srv.volatileCompleted.has(s.name, tid) || tid < mds.ns.completed.floorOf(s.name))) {
+      if (replay && (mds.requestCompleted(s.name, tid) || srv.volatileCompleted.has(s.name, tid) || tid < mds.completedFloor(s.name))) {
         srv.afterRequest(s, tid, false, false)
         return replayAnswer(srv, s, name, rest)
       }
       const t = touches(name, rest)
       srv.subtrees.checkWrite(s.owner, t.dirs, t.inodes)
-      const req = { client: s.name, tid, marked: false, unstreamed: false }
-      mds.currentRequest = req
       // A replayed create asks for the inode number it had (the client's later requests name it).
-      mds.replayIno = typeof replay === 'number' ? replay : 0
-      let result: unknown
-      try {
-        result = fn(s, rest)
-      } finally {
-        mds.currentRequest = null
-        mds.replayIno = 0
-      }
+      const req = requestContext(s.name, tid, typeof replay === 'number' ? replay : 0)
+      const result = fn(s, rest, req)
       if (t.dirs.length > 0) srv.subtrees.noted(name, rest, result)
       // A request that journaled nothing (open, release, a no-op) is remembered
       // for this server's lifetime only, so a replay after a reconnect is not done twice.
-      if (!req.marked) srv.volatileCompleted.add(s.name, tid)
-      srv.afterRequest(s, tid, req.marked, req.unstreamed)
+      if (!req.journaled) srv.volatileCompleted.add(s.name, tid)
+      srv.afterRequest(s, tid, req.journaled, req.unstored)
       return result
     })
   }
@@ -212,25 +204,25 @@ export function registerMethods (rpc: RpcServer, srv: CudeleServer): void {
 
   // ---- mutations ----
 
-  mutation('mknod', (_s, [parent, name, mode, rdev, caller]) => mds.mknod(parent, name, mode, rdev, caller))
-  mutation('mkdir', (_s, [parent, name, mode, caller]) => mds.mkdir(parent, name, mode, caller))
-  mutation('symlink', (_s, [parent, name, target, caller]) => mds.symlink(parent, name, target, caller))
-  mutation('link', (_s, [ino, newParent, newName]) => mds.link(ino, newParent, newName))
-  mutation('unlink', (_s, [parent, name]) => mds.unlink(parent, name))
-  mutation('rmdir', (_s, [parent, name]) => mds.rmdir(parent, name))
-  mutation('rename', (_s, [parent, name, newParent, newName, flags]) => mds.rename(parent, name, newParent, newName, flags))
-  mutation('setattr', (_s, [ino, change]) => mds.setattr(ino, change as SetAttr))
-  mutation('setxattr', (_s, [ino, name, value, flags]) => mds.setxattr(ino, name, Buffer.from(value as Uint8Array), flags))
-  mutation('removexattr', (_s, [ino, name]) => mds.removexattr(ino, name))
-  mutation('cudele.merge', (s, [root, owner, segments]) => {
+  mutation('mknod', (_s, [parent, name, mode, rdev, caller], req) => mds.mknod(parent, name, mode, rdev, caller, req))
+  mutation('mkdir', (_s, [parent, name, mode, caller], req) => mds.mkdir(parent, name, mode, caller, req))
+  mutation('symlink', (_s, [parent, name, target, caller], req) => mds.symlink(parent, name, target, caller, req))
+  mutation('link', (_s, [ino, newParent, newName], req) => mds.link(ino, newParent, newName, req))
+  mutation('unlink', (_s, [parent, name], req) => mds.unlink(parent, name, req))
+  mutation('rmdir', (_s, [parent, name], req) => mds.rmdir(parent, name, req))
+  mutation('rename', (_s, [parent, name, newParent, newName, flags], req) => mds.rename(parent, name, newParent, newName, flags, req))
+  mutation('setattr', (_s, [ino, change], req) => mds.setattr(ino, change as SetAttr, req))
+  mutation('setxattr', (_s, [ino, name, value, flags], req) => mds.setxattr(ino, name, Buffer.from(value as Uint8Array), flags, req))
+  mutation('removexattr', (_s, [ino, name], req) => mds.removexattr(ino, name, req))
+  mutation('cudele.merge', (s, [root, owner, segments], req) => {
     if (owner !== s.owner) throw fsError('EPERM', `this session acts for owner ${s.owner}, not ${String(owner)}`)
-    return srv.subtrees.merge(Number(root), s.owner, segments as Array<[number, Uint8Array]>)
+    return srv.subtrees.merge(Number(root), s.owner, segments as Array<[number, Uint8Array]>, req)
   })
-  mutation('data.commit', (_s, [ino, writes, change, durable]) => {
+  mutation('data.commit', (_s, [ino, writes, change, durable], req) => {
     for (const w of writes as ObjectWrite[]) {
       if (w.pool !== DATA_POOL) throw fsError('EINVAL', `data.commit writes only to the ${DATA_POOL} pool`)
     }
-    const { attr, committed } = mds.commitData(ino, writes as ObjectWrite[], change as SetAttr, durable === true)
+    const { attr, committed } = mds.commitData(ino, writes as ObjectWrite[], change as SetAttr, durable === true, req)
     // The reply means "the data is in the store": other clients read it from there.
     return committed.then(() => attr)
   })

@@ -3,12 +3,8 @@
 
 import { randomBytes } from 'crypto'
 import * as path from 'path'
-import { CapTable } from '../mds/caps'
 import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
-import { CompletedRequests } from '../mds/namespace'
-import type { Mds } from '../mds/mds'
-import { DEFAULT_MDS_OPTIONS } from '../mds/mds'
-import { openMds } from '../mds/open'
+import { CapTable, CompletedRequests, DEFAULT_MDS_OPTIONS, type MetadataServer, openMds } from '../mds'
 import type { Ino } from '../common/types'
 import { openMonitor } from '../mon'
 import type { Monitor } from '../mon/monitor'
@@ -56,40 +52,37 @@ export class CudeleServer {
   private constructor (
     readonly store: SqliteStore,
     readonly mon: Monitor,
-    readonly mds: Mds,
+    readonly mds: MetadataServer,
     readonly rpc: RpcServer,
     sessionOptions: SessionOptions
   ) {
     this.sessions = new SessionTable({ ended: (s, why) => this.sessionEnded(s, why) }, sessionOptions)
-    this.subtrees = new SubtreeRegistry(mds, mon)
+    this.subtrees = new SubtreeRegistry(mds, store, mon)
     this.lua = createLuaPool()
     this.classes = new ClassRuntime(store, mon, this.lua)
     this.caps = new CapTable({
       sendRevoke: (sid, ino, bits) => { this.sessions.get(sid)?.conn?.notify('revoke', [ino, bits]) },
       isOpen: sid => this.sessions.isOpen(sid)
     })
-    this.mds.journal.watcher = {
+    this.mds.watchSafety({
       // Every request applied so far has its events in this batch or an earlier one.
-      submitted: () => {
+      journalSubmitted: cur => {
         const token: Array<readonly [Session, number]> = this.sessions.all().filter(s => s.appliedTid > s.committedTid).map(s => [s, s.appliedTid] as const)
-        // So has the request being carried out, if it submits its own batch
-        // (data.commit): it is not applied yet, and no later batch may come.
-        const cur = this.mds.currentRequest
+        // So has the request that submits its own batch (data.commit): it is
+        // not applied yet, and no later batch may come.
         const s = cur ? this.sessions.all().find(x => x.name === cur.client) : undefined
         if (cur && s) token.push([s, cur.tid])
         return token
       },
-      committed: token => {
+      journalCommitted: token => {
         for (const [s, tid] of token as Array<readonly [Session, number]>) {
           if (tid > s.committedTid) s.committedTid = tid
           this.updateSafe(s)
         }
-      }
-    }
-    // A trim stores everything applied before its snapshot, journaled or not.
-    this.mds.trimWatcher = {
-      taken: () => this.sessions.all().filter(s => s.appliedTid > s.committedTid || s.unstored.length > 0).map(s => [s, s.appliedTid] as const),
-      stored: token => {
+      },
+      // A trim stores everything applied before its snapshot, journaled or not.
+      trimTaken: () => this.sessions.all().filter(s => s.appliedTid > s.committedTid || s.unstored.length > 0).map(s => [s, s.appliedTid] as const),
+      trimStored: token => {
         for (const [s, tid] of token as Array<readonly [Session, number]>) {
           if (tid > s.committedTid) s.committedTid = tid
           let n = 0
@@ -98,7 +91,7 @@ export class CudeleServer {
           this.updateSafe(s)
         }
       }
-    }
+    })
   }
 
   static async start (opts: ServeOptions): Promise<CudeleServer> {
@@ -108,7 +101,7 @@ export class CudeleServer {
       create: true,
       onHealth: ev => { mon?.log(ev.state === 'ok' ? 'info' : ev.state === 'full' ? 'warn' : 'error', 'store', ev.message) }
     })
-    let mds: Mds | null = null
+    let mds: MetadataServer | null = null
     const rpc = new RpcServer({ name: 'cudele-server', allowRemote: opts.allowRemote })
     try {
       mon = await openMonitor(store, { proposalIntervalMs: opts.proposalIntervalMs ?? 1 })
@@ -126,7 +119,7 @@ export class CudeleServer {
           }
         }
       })
-      for (const p of mds.replayProblems) mon.log('error', 'mds.0', `journal replay: ${p}`)
+      for (const p of mds.replayProblems()) mon.log('error', 'mds.0', `journal replay: ${p}`)
       const srv = new CudeleServer(store, mon, mds, rpc, sessionOptions)
       registerMethods(rpc, srv)
       registerAdmin(rpc, srv)
@@ -182,7 +175,7 @@ export class CudeleServer {
   reclaim (s: Session, what: { opens?: Array<[Ino, number]>, caps?: Array<[Ino, number]> } | undefined): void {
     if (!what) return
     for (const [ino, count] of what.opens ?? []) {
-      if (!this.mds.ns.cache.getInode(ino)) continue
+      if (!this.mds.statOrNull(ino)) continue
       for (let i = 0; i < count; i++) this.mds.open(ino)
       s.opens.set(ino, (s.opens.get(ino) ?? 0) + count)
     }
@@ -211,7 +204,7 @@ export class CudeleServer {
    * if its session had timed out (its subtrees go as their durability says).
    */
   private awaitOwners (timeoutMs: number): void {
-    const owners = new Set([...this.mds.ns.claims.byRoot.values()].map(c => c.owner))
+    const owners = new Set(this.mds.claims().map(c => c.owner))
     if (owners.size === 0) return
     this.ownersTimer = setTimeout(() => {
       this.ownersTimer = null

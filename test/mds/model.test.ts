@@ -227,7 +227,7 @@ async function runSeed (seed: number, steps: number): Promise<void> {
         // What fsck sees: the store plus the journal, replayed by a read-only MDS.
         store = await openStore(dir, { readOnly: true })
         mds = await openMds(store, { readOnly: true })
-        assert.deepEqual(mds.replayProblems, [], `seed ${seed} replay after crash at step ${step}`)
+        assert.deepEqual(mds.replayProblems(), [], `seed ${seed} replay after crash at step ${step}`)
         assert.deepEqual(await snapshotMds(mds), snapshotModel(model), `seed ${seed} after crash at step ${step}`)
         const report = checkNamespace(mds, store)
         assert.deepEqual(report.problems.map(x => x.message), [], `seed ${seed} fsck after crash at step ${step}`)
