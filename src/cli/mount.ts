@@ -11,8 +11,8 @@ import * as os from 'os'
 import * as path from 'path'
 import { openStore } from '../store'
 import { DB_FILE } from '../store/sqlite/schema'
-import { startConnected } from './connected'
-import { startEmbedded, type EmbeddedOptions } from './embedded'
+import { startConnected } from '../app/connected'
+import { startEmbedded, type EmbeddedOptions } from '../app/embedded'
 import { registerMount, unregisterMount } from './registry'
 
 export interface MountArgs extends EmbeddedOptions {

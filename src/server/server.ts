@@ -1,16 +1,15 @@
-// Server mode: one process hosts the object store, the monitor and the MDS,
-// and serves clients over RPC (`cudele serve`).
+// Server mode: the MDS, the monitor and the object store served to clients
+// over RPC (`cudele serve`; src/app/serve.ts brings the parts up): sessions,
+// capabilities, which requests are safe, claims of owners that went away.
 
 import { randomBytes } from 'crypto'
-import * as path from 'path'
 import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
-import { CapTable, CompletedRequests, DEFAULT_MDS_OPTIONS, type MetadataServer, openMds } from '../mds'
+import { CapTable, CompletedRequests, type MetadataServer } from '../mds'
 import type { Ino } from '../common/types'
-import { openMonitor } from '../mon'
 import type { Monitor } from '../mon/monitor'
 import type { LogLevel } from '../mon/types'
-import { type Address, RpcServer, formatAddress } from '../rpc'
-import { openStore, type SqliteStore } from '../store'
+import { type Address, type RpcServer, formatAddress } from '../rpc'
+import type { SqliteStore } from '../store'
 import { readStoredSegments } from '../cudele/local'
 import { SubtreeRegistry } from '../cudele/registry'
 import { registerAdmin } from './admin'
@@ -19,21 +18,7 @@ import { registerCudele } from './cudele'
 import { createLuaPool, type LuaPool } from '../lua'
 import { ClassRuntime } from '../store/classes'
 import { capPolicyOf, registerMethods } from './methods'
-import { DEFAULT_SESSION_OPTIONS, type Session, type SessionOptions, SessionTable } from './sessions'
-
-export interface ServeOptions {
-  store: string
-  listen: string
-  sessions?: Partial<SessionOptions>
-  cacheInodes?: number
-  cacheDentries?: number
-  /** How often the MDS trims its dirty metadata into the store (ms). */
-  trimIntervalMs?: number
-  /** Monitor proposal batching interval (ms). */
-  proposalIntervalMs?: number
-  /** Allow listening on non-loopback TCP addresses. */
-  allowRemote?: boolean
-}
+import { type Session, type SessionOptions, SessionTable } from './sessions'
 
 export class CudeleServer {
   readonly bootId = randomBytes(8).toString('hex')
@@ -49,7 +34,7 @@ export class CudeleServer {
   private closed = false
   private ownersTimer: NodeJS.Timeout | null = null
 
-  private constructor (
+  constructor (
     readonly store: SqliteStore,
     readonly mon: Monitor,
     readonly mds: MetadataServer,
@@ -94,52 +79,19 @@ export class CudeleServer {
     })
   }
 
-  static async start (opts: ServeOptions): Promise<CudeleServer> {
-    const sessionOptions = { ...DEFAULT_SESSION_OPTIONS, ...opts.sessions }
-    let mon: Monitor | null = null
-    const store = await openStore(path.resolve(opts.store), {
-      create: true,
-      onHealth: ev => { mon?.log(ev.state === 'ok' ? 'info' : ev.state === 'full' ? 'warn' : 'error', 'store', ev.message) }
+  /** Answer the protocol at this address (unix:PATH or tcp:HOST:PORT) and announce this rank. */
+  async listen (address: string): Promise<void> {
+    registerMethods(this.rpc, this)
+    registerAdmin(this.rpc, this)
+    registerCudele(this.rpc, this)
+    registerClasses(this.rpc, this)
+    this.rpc.onConnection(conn => {
+      conn.on('close', () => this.sessions.detach(conn))
     })
-    let mds: MetadataServer | null = null
-    const rpc = new RpcServer({ name: 'cudele-server', allowRemote: opts.allowRemote })
-    try {
-      mon = await openMonitor(store, { proposalIntervalMs: opts.proposalIntervalMs ?? 1 })
-      mds = await openMds(store, {
-        rootUid: process.getuid?.() ?? 0,
-        rootGid: process.getgid?.() ?? 0,
-        // Clients reconnecting after a restart reclaim their open files before unlinked ones are purged.
-        purgeDelayMs: sessionOptions.timeoutMs,
-        mds: {
-          ...DEFAULT_MDS_OPTIONS,
-          trimIntervalMs: opts.trimIntervalMs ?? DEFAULT_MDS_OPTIONS.trimIntervalMs,
-          cache: {
-            inodes: opts.cacheInodes ?? DEFAULT_MDS_OPTIONS.cache.inodes,
-            dentries: opts.cacheDentries ?? DEFAULT_MDS_OPTIONS.cache.dentries
-          }
-        }
-      })
-      for (const p of mds.replayProblems()) mon.log('error', 'mds.0', `journal replay: ${p}`)
-      const srv = new CudeleServer(store, mon, mds, rpc, sessionOptions)
-      registerMethods(rpc, srv)
-      registerAdmin(rpc, srv)
-      registerCudele(rpc, srv)
-      registerClasses(rpc, srv)
-      rpc.onConnection(conn => {
-        conn.on('close', () => srv.sessions.detach(conn))
-      })
-      srv.address = await rpc.listen(opts.listen)
-      srv.awaitOwners(sessionOptions.timeoutMs)
-      await mon.propose('mdsmap', () => ({ epoch: 0, ranks: [{ rank: 0, state: 'active', addr: formatAddress(srv.address as Address), pid: process.pid, bootId: srv.bootId }] }), { name: 'mds.0' })
-      mon.log('info', 'mds.0', `serving ${path.resolve(opts.store)} at ${formatAddress(srv.address)} (boot ${srv.bootId})`)
-      return srv
-    } catch (err) {
-      await rpc.close().catch(() => {})
-      await mds?.close().catch(() => {})
-      await mon?.close().catch(() => {})
-      await store.close().catch(() => {})
-      throw err
-    }
+    const addr = await this.rpc.listen(address)
+    this.address = addr
+    this.awaitOwners(this.sessions.options.timeoutMs)
+    await this.mon.propose('mdsmap', () => ({ epoch: 0, ranks: [{ rank: 0, state: 'active', addr: formatAddress(addr), pid: process.pid, bootId: this.bootId }] }), { name: 'mds.0' })
   }
 
   log (level: LogLevel, message: string): void {

@@ -1,10 +1,11 @@
-// The thread `cudele serve` runs the server in (see serve.ts for why it is a
-// thread): starts it with the options it was given, reports its address, and
+// The thread `cudele serve` runs the server in (startServerThread in serve.ts
+// says why it is a thread): starts it with the options it was given, reports its address, and
 // closes it (flushing the store) when the main thread says stop.
 
 import { parentPort, workerData } from 'worker_threads'
 import { formatAddress } from '../rpc'
-import { CudeleServer, type ServeOptions } from '../server/server'
+import type { CudeleServer } from '../server/server'
+import { type ServeOptions, startServer } from './serve'
 
 export type ServerThreadMessage =
   | { t: 'ready', address: string }
@@ -18,7 +19,7 @@ function post (m: ServerThreadMessage): void {
 async function run (): Promise<void> {
   let srv: CudeleServer
   try {
-    srv = await CudeleServer.start(workerData as ServeOptions)
+    srv = await startServer(workerData as ServeOptions)
   } catch (err) {
     const e = err as { message?: string, code?: unknown, errno?: unknown }
     const code = typeof e.code === 'string' ? e.code : typeof e.errno === 'string' ? e.errno : undefined

@@ -1,5 +1,5 @@
-// Embedded mode: one process hosts the object store, the MDS and one client,
-// and serves the mount.
+// Embedded mode put together: one process hosts the object store, the
+// monitor, the MDS and one client, and serves the mount.
 
 import * as path from 'path'
 import { Client, DEFAULT_CLIENT_OPTIONS } from '../client/client'
