@@ -5,6 +5,7 @@
 import * as path from 'path'
 import * as v8 from 'v8'
 import { Worker } from 'worker_threads'
+import { Health } from '../common/health'
 import { DEFAULT_MDS_OPTIONS, type MetadataServer, openMds } from '../mds'
 import { openMonitor } from '../mon'
 import type { Monitor } from '../mon/monitor'
@@ -13,6 +14,9 @@ import { CudeleServer } from '../server/server'
 import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from '../server/sessions'
 import { openStore } from '../store'
 import type { ServerThreadMessage } from './serverthread'
+
+/** Health check of the object store's commits. */
+const STORE_CHECK = 'store'
 
 export interface ServeOptions {
   store: string
@@ -32,9 +36,17 @@ export interface ServeOptions {
 export async function startServer (opts: ServeOptions): Promise<CudeleServer> {
   const sessionOptions = { ...DEFAULT_SESSION_OPTIONS, ...opts.sessions }
   let mon: Monitor | null = null
+  // Failing background work goes to the cluster log (and `cudele status`);
+  // the store logs its own state changes in its own words.
+  const health = new Health()
+  health.onChange(c => { if (c.check !== STORE_CHECK) mon?.log(c.state === 'ok' ? 'info' : c.state, c.check.split('.')[0] === 'mds' ? 'mds.0' : c.check.split('.')[0], `${c.check}: ${c.message}`) })
   const store = await openStore(path.resolve(opts.store), {
     create: true,
-    onHealth: ev => { mon?.log(ev.state === 'ok' ? 'info' : ev.state === 'full' ? 'warn' : 'error', 'store', ev.message) }
+    onHealth: ev => {
+      mon?.log(ev.state === 'ok' ? 'info' : ev.state === 'full' ? 'warn' : 'error', 'store', ev.message)
+      if (ev.state === 'ok') health.ok(STORE_CHECK)
+      else health.failed(STORE_CHECK, new Error(`${ev.state}: ${ev.message}`))
+    }
   })
   let mds: MetadataServer | null = null
   const rpc = new RpcServer({ name: 'cudele-server', allowRemote: opts.allowRemote })
@@ -47,6 +59,7 @@ export async function startServer (opts: ServeOptions): Promise<CudeleServer> {
       purgeDelayMs: sessionOptions.timeoutMs,
       mds: {
         ...DEFAULT_MDS_OPTIONS,
+        health,
         trimIntervalMs: opts.trimIntervalMs ?? DEFAULT_MDS_OPTIONS.trimIntervalMs,
         cache: {
           inodes: opts.cacheInodes ?? DEFAULT_MDS_OPTIONS.cache.inodes,
@@ -55,7 +68,7 @@ export async function startServer (opts: ServeOptions): Promise<CudeleServer> {
       }
     })
     for (const p of mds.replayProblems()) mon.log('error', 'mds.0', `journal replay: ${p}`)
-    const srv = new CudeleServer(store, mon, mds, rpc, sessionOptions)
+    const srv = new CudeleServer(store, mon, mds, rpc, sessionOptions, health)
     await srv.listen(opts.listen)
     mon.log('info', 'mds.0', `serving ${path.resolve(opts.store)} at ${formatAddress(srv.address!)} (boot ${srv.bootId})`)
     return srv

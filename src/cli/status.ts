@@ -27,6 +27,9 @@ export async function statusCommand (address: string, json: boolean): Promise<nu
     for (const s of st.sessions) {
       console.log(`  ${s.id} ${s.name} ${s.connected ? 'connected' : 'disconnected'} ${s.peer}; ${s.opens} open files; idle ${s.idleMs} ms; requests applied ${s.appliedTid}, safe ${s.safeTid}`)
     }
+    const health = st.health ?? []
+    console.log(`health: ${health.length === 0 ? 'ok' : `${health.length} problem(s)`}`)
+    for (const h of health) console.log(`  ${h.state.toUpperCase()} ${h.check} since ${time(h.sinceMs)} (${h.failures} failure(s) in a row): ${h.message}`)
     console.log('maps:')
     for (const m of st.maps) console.log(`  ${m.name} epoch ${m.epoch}`)
     console.log('requests answered (calls, errors, mean and max ms):')

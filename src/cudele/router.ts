@@ -9,7 +9,10 @@
 // filesystems: `mv` copies instead), so a client journal never refers to
 // anything outside its subtree.
 //
-// Control through the mount, as virtual extended attributes of a directory:
+// Beside the routing: what the client has seen of names (names.ts), the
+// policies.yml life cycle (policyfile.ts), the request log of strong subtrees
+// with durability local (keeping.ts), and the control interface, as virtual
+// extended attributes of a directory (reports.ts):
 //   user.cudele.policy   (get) the policy in force, where it comes from, its version
 //   user.cudele.sync     (set) merge the subtree now (weak)
 //   user.cudele.merge    (set) merge the subtree now (invisible too)
@@ -17,21 +20,30 @@
 
 import { type FsError, fsError } from '../common/errors'
 import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
-import { dataObject } from '../common/layout'
 import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../common/types'
+import type { MetadataServer } from '../mds'
 import type { ObjectWrite } from '../store/types'
 import type { CapListener, ClientBackend, OpenResult } from '../client/backend'
 import * as fs from 'fs'
 import * as path from 'path'
 import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
 import { JournalFile } from './journalfile'
-import { describePolicy, isDecoupled, isStreamed, keepsRequestsLocally, POLICY_FILE_MAX_BYTES, policyMeaning } from './policy'
+import { LocalKeeping } from './keeping'
+import { POLICY_FILE, SeenNames } from './names'
+import { isDecoupled, isStreamed } from './policy'
+import { PolicyFiles } from './policyfile'
 import type { PolicyEntry } from './registry'
-import { VXATTR, type PolicyInfo, type SubtreeService } from './service'
+import { journalReport, policyReport } from './reports'
+import { VXATTR, type PolicyCounts, type PolicyInfo, type SubtreeService } from './service'
 
-export const POLICY_FILE = 'policies.yml'
+export { POLICY_FILE } from './names'
+
 const O_ACCMODE = 3
 const O_RDONLY = 0
+/** Directories whose policy is remembered (for one policymap epoch) before the cache starts over. */
+const POLICY_CACHE_MAX = 100_000
+/** A subtree says it ran out of inode numbers at most this often (ms). */
+const ENOSPC_SAY_MS = 10_000
 
 export class CudeleBackend implements ClientBackend {
   private readonly trees = new Map<Ino, DecoupledSubtree>()
@@ -39,30 +51,12 @@ export class CudeleBackend implements ClientBackend {
   private readonly policyCache = new Map<Ino, PolicyInfo>()
   private epoch = -1
   private decoupledPolicies = 0
-  /** Strong subtrees with durability local: this client keeps its changes there in its request log until safe. */
-  private localStrongPolicies = 0
-  /** Inodes seen in such subtrees (their inode-only changes are kept too); bounded, it only widens what is kept. */
-  private readonly keptInodes = new Set<Ino>()
   private readonly opening = new Map<Ino, Promise<DecoupledSubtree | null>>()
   /** Subtrees whose owner is someone else and that allow interference: work through the MDS. */
   private readonly interfering = new Set<Ino>()
-
-  /** Directories and policies.yml files seen, by inode: parent and name (for paths in messages). */
-  private readonly names = new Map<Ino, { parent: Ino, name: string }>()
-  /**
-   * The directory each file was last seen in (bounded): a link names only the
-   * inode, and the kernel looks the file up just before (client mounts cache no
-   * entries outside this client's own decoupled subtrees, where links do not get here).
-   */
-  private readonly fileParents = new Map<Ino, Ino>()
-  private readonly policyFiles = new Map<Ino, Ino>()
-  /**
-   * policies.yml files open for writing here: their contents before (null:
-   * created here), put back when the policy written is refused.
-   */
-  private readonly policyWrites = new Map<Ino, { before: Buffer | null, opens: number }>()
-  /** policies.yml files this client created and has not opened yet. */
-  private readonly createdHere = new Set<Ino>()
+  private readonly names = new SeenNames()
+  private readonly keeping: LocalKeeping
+  private readonly policyFiles: PolicyFiles
   /** When each subtree last said it ran out of inode numbers. */
   private readonly enospcSaid = new WeakMap<DecoupledSubtree, number>()
 
@@ -73,6 +67,13 @@ export class CudeleBackend implements ClientBackend {
     readonly owner: string,
     private readonly opts: DecoupledOptions
   ) {
+    this.keeping = new LocalKeeping(base, dir => this.policyOf(dir), this.names)
+    this.policyFiles = new PolicyFiles(base, this.names, async (dir, text, p) => {
+      // Our own decoupled subtree merges first: a policy change must not lose updates.
+      const t = this.trees.get(dir)
+      if (t) await t.merge()
+      await this.setPolicy(dir, text, p)
+    })
     service.onPolicyChange(epoch => this.policyChanged(epoch))
   }
 
@@ -84,8 +85,7 @@ export class CudeleBackend implements ClientBackend {
   async start (): Promise<void> {
     const e = await this.service.policyEpoch()
     this.epoch = e.epoch
-    this.decoupledPolicies = e.decoupled
-    this.localStrongPolicies = e.localStrong ?? 0
+    this.counted(e)
     if (this.opts.journalDir === null) return
     let files: string[] = []
     try { files = fs.readdirSync(this.opts.journalDir).filter(f => f.startsWith(this.owner + '.') && f.endsWith('.cj')) } catch {}
@@ -95,11 +95,17 @@ export class CudeleBackend implements ClientBackend {
         const { header, segments } = JournalFile.read(file)
         if (header.source !== this.opts.source || header.owner !== this.owner) continue
         const tree = await this.claim(header.root)
-        if (tree) console.error(`cudele: picked up ${segments.length} journal segments of decoupled subtree ${this.pathOf(header.root)} from ${file}`)
+        if (tree) console.error(`cudele: picked up ${segments.length} journal segments of decoupled subtree ${this.names.pathOf(header.root)} from ${file}`)
       } catch (err) {
         console.error(`cudele: cannot pick up the client journal ${file}: ${(err as Error).message}`)
       }
     }
+  }
+
+  /** How many policies need this client to look (decoupled ones; strong ones with durability local). */
+  private counted (e: PolicyCounts): void {
+    this.decoupledPolicies = e.decoupled
+    this.keeping.policies = e.localStrong ?? 0
   }
 
   private policyChanged (epoch: number): void {
@@ -107,10 +113,10 @@ export class CudeleBackend implements ClientBackend {
     this.epoch = epoch
     this.policyCache.clear()
     this.interfering.clear()
-    this.service.policyEpoch().then(e => {
-      this.decoupledPolicies = e.decoupled
-      this.localStrongPolicies = e.localStrong ?? 0
-    }).catch(() => {})
+    this.service.policyEpoch().then(e => this.counted(e), (err: Error) => {
+      // The counts stay as they were until the next change; say why.
+      console.error(`cudele: policy counts of epoch ${epoch}: ${err.message}`)
+    })
     // A subtree whose policy changed under us: merge what we have and let go.
     for (const [root, tree] of this.trees) {
       this.service.policyOf(root).then(info => {
@@ -127,7 +133,7 @@ export class CudeleBackend implements ClientBackend {
     const info = await this.service.policyOf(dir)
     if (info.epoch > this.epoch) this.policyChanged(info.epoch)
     this.policyCache.set(dir, info)
-    if (this.policyCache.size > 100_000) this.policyCache.clear()
+    if (this.policyCache.size > POLICY_CACHE_MAX) this.policyCache.clear()
     return info
   }
 
@@ -175,50 +181,9 @@ export class CudeleBackend implements ClientBackend {
     }
   }
 
-  /** Is dir in a strong subtree with durability local (changes there are kept in the request log)? */
-  private async keptIn (dir: Ino): Promise<boolean> {
-    if (this.localStrongPolicies === 0 || this.base.keepLocally === undefined) return false
-    return keepsRequestsLocally((await this.policyOf(dir)).policy)
-  }
-
-  /** Are inode-only changes to ino kept (it was seen in such a subtree)? */
-  private async keptInode (ino: Ino): Promise<boolean> {
-    if (this.localStrongPolicies === 0) return false
-    return this.keptInodes.has(ino) || (this.names.has(ino) && await this.keptIn(ino))
-  }
-
-  /** Run a change through the MDS, kept in the local request log when keep says so. */
-  private async kept<T> (keep: boolean, fn: () => T | Promise<T>): Promise<T> {
-    if (!keep || this.base.keepLocally === undefined) return await fn()
-    return await this.base.keepLocally(async () => await fn())
-  }
-
-  private noteKept (keep: boolean, a: Attr | null): void {
-    if (!keep || !a) return
-    if (this.keptInodes.size > 1_000_000) this.keptInodes.clear()
-    this.keptInodes.add(a.ino)
-  }
-
   /** Both ends of a rename/link must be on the same side of a decoupled subtree's edge. */
   private sameSide (a: DecoupledSubtree | null, b: DecoupledSubtree | null): void {
     if (a !== b) throw fsError('EXDEV', 'cannot move or link across the edge of a decoupled subtree (its updates are journaled apart)')
-  }
-
-  /** Remember where directories and policy files are (bounded: it only serves messages). */
-  private seen (parent: Ino, name: string, a: Attr | null): Attr | null {
-    if (!a) return a
-    if ((a.mode & 0o170000) === 0o040000) {
-      if (this.names.size > 100_000) this.names.clear()
-      this.names.set(a.ino, { parent, name })
-    } else {
-      if (this.fileParents.size > 100_000) this.fileParents.clear()
-      this.fileParents.set(a.ino, parent)
-      if (name === POLICY_FILE) {
-        if (this.policyFiles.size > 10_000) this.policyFiles.clear()
-        this.policyFiles.set(a.ino, parent)
-      }
-    }
-    return a
   }
 
   /**
@@ -227,7 +192,7 @@ export class CudeleBackend implements ClientBackend {
    * those itself; a link does not tell it where the file is).
    */
   private async sameStreamSide (ino: Ino, newParent: Ino): Promise<void> {
-    const from = this.fileParents.get(ino)
+    const from = this.names.parentOfFile(ino)
     if (from === undefined || from === newParent) return
     const localIsStore = this.base.keepLocally === undefined
     const [a, b] = await Promise.all([this.policyOf(from), this.policyOf(newParent)])
@@ -238,41 +203,11 @@ export class CudeleBackend implements ClientBackend {
 
   /** A directory's path as far as this client knows it. */
   pathOf (dir: Ino): string {
-    const parts: string[] = []
-    let cur = dir
-    for (let i = 0; i < 256 && cur !== 1; i++) {
-      const n = this.names.get(cur)
-      if (!n) return parts.length === 0 ? `inode ${dir}` : `(inode ${cur})/${parts.reverse().join('/')}`
-      parts.push(Buffer.from(n.name, 'latin1').toString())
-      cur = n.parent
-    }
-    return '/' + parts.reverse().join('/')
+    return this.names.pathOf(dir)
   }
 
-  /**
-   * A policies.yml was written and closed: check it and set it (through the
-   * monitor). A refused one gets its previous contents back (or goes, if it
-   * was created for this), so the file keeps saying what is in force.
-   */
-  async closedAfterWrite (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void> {
-    const dir = this.policyFiles.get(ino)
-    if (dir === undefined) return
-    const bytes = await content()
-    const text = bytes.toString('utf8')
-    const path = this.pathOf(dir)
-    try {
-      // Our own decoupled subtree merges first: a policy change must not lose updates.
-      const t = this.trees.get(dir)
-      if (t) await t.merge()
-      await this.setPolicy(dir, text, path)
-    } catch (err) {
-      const msg = (err as Error).message.replace(/^EINVAL: /, '')
-      console.error(`cudele: ${path}/${POLICY_FILE} refused: ${msg}`)
-      await this.putBack(dir, ino, rewrite).catch(e => console.error(`cudele: ${path}/${POLICY_FILE}: the previous contents could not be put back: ${(e as Error).message}`))
-      throw err
-    }
-    const w = this.policyWrites.get(ino)
-    if (w) w.before = bytes
+  closedAfterWrite (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void> {
+    return this.policyFiles.closedAfterWrite(ino, content, rewrite)
   }
 
   /**
@@ -286,130 +221,41 @@ export class CudeleBackend implements ClientBackend {
     const e = await this.service.policyEpoch().catch(() => null)
     if (e) {
       this.policyChanged(e.epoch)
-      this.decoupledPolicies = e.decoupled
-      this.localStrongPolicies = e.localStrong ?? 0
+      this.counted(e)
     }
     return entry
   }
 
-  /** A refused policies.yml: back to what it held before it was opened for writing here. */
-  private async putBack (dir: Ino, ino: Ino, rewrite: (data: Buffer) => Promise<void>): Promise<void> {
-    const w = this.policyWrites.get(ino)
-    if (!w) return
-    if (w.before !== null) return await rewrite(w.before)
-    // Created for the refused policy: it goes (if the name still means this file).
-    const now = await this.base.lookupOrNull(dir, POLICY_FILE)
-    if (now?.ino === ino) await this.base.unlink(dir, POLICY_FILE)
-  }
+  // ---- the route ----
 
-  /** A policies.yml opened for writing: remember what it holds now (before O_TRUNC cuts it). */
-  private async notePolicyWrite (ino: Ino, created: boolean): Promise<void> {
-    const w = this.policyWrites.get(ino)
-    if (w) {
-      w.opens++
-      return
-    }
-    let before: Buffer | null = null
-    if (!created) {
-      const size = (await this.base.getattr(ino)).size
-      // Larger than any policy: a file that never held one, not worth keeping a copy of.
-      if (size > POLICY_FILE_MAX_BYTES) return
-      const got = size === 0 ? null : await this.base.readData(dataObject(ino, 0), 0, size)
-      before = Buffer.alloc(size)
-      if (got) before.set(got.subarray(0, size), 0)
-    }
-    if (this.policyWrites.size > 1000) this.policyWrites.clear()
-    this.policyWrites.set(ino, { before, opens: 1 })
-  }
-
-  // ---- reads ----
-
-  async lookup (parent: Ino, name: string): Promise<Attr> {
-    const t = this.treeOf(parent)
-    if (t) return this.seen(parent, name, t.mds.lookup(parent, name)) as Attr
-    const a = await this.base.lookup(parent, name)
-    this.noteKept(await this.keptIn(parent), a)
-    return this.seen(parent, name, a) as Attr
-  }
-
-  async lookupOrNull (parent: Ino, name: string): Promise<Attr | null> {
-    const t = this.treeOf(parent)
-    if (t) return this.seen(parent, name, t.mds.lookupOrNull(parent, name))
-    const a = await this.base.lookupOrNull(parent, name)
-    this.noteKept(await this.keptIn(parent), a)
-    return this.seen(parent, name, a)
-  }
-
-  async getattr (ino: Ino): Promise<Attr> {
+  /** An operation on one inode: in the private copy when it is in this client's subtree, else at the MDS. */
+  private async onInode<T> (ino: Ino, inTree: (copy: MetadataServer) => T | Promise<T>, atMds: () => T | Promise<T>): Promise<T> {
     const t = this.treeOf(ino)
-    return t ? t.mds.getattr(ino) : await this.base.getattr(ino)
+    return t ? await inTree(t.mds) : await atMds()
   }
 
-  async readlink (ino: Ino): Promise<string> {
+  /** A change of one inode's metadata: the private copy, or the MDS (kept locally where the policy says). */
+  private async changeInode<T> (ino: Ino, inTree: (copy: MetadataServer) => T, atMds: () => T | Promise<T>): Promise<T> {
     const t = this.treeOf(ino)
-    return t ? t.mds.readlink(ino) : await this.base.readlink(ino)
+    if (t) return inTree(t.mds)
+    return await this.keeping.run(await this.keeping.keptInode(ino), atMds)
   }
 
-  async readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> {
-    const t = this.treeOf(ino)
-    return t ? await t.mds.readdir(ino, after, limit) : await this.base.readdir(ino, after, limit)
+  /**
+   * A change of a directory's entries: the private copy when dir is in a
+   * decoupled subtree (claiming it first if needed), or the MDS (kept
+   * locally where the policy says, and noting what it made).
+   */
+  private async changeDir (dir: Ino, name: string, inTree: (copy: MetadataServer) => Attr, atMds: () => Attr | Promise<Attr>): Promise<Attr>
+  private async changeDir (dir: Ino, name: string, inTree: (copy: MetadataServer) => void, atMds: () => void | Promise<void>): Promise<void>
+  private async changeDir (dir: Ino, name: string, inTree: (copy: MetadataServer) => Attr | void, atMds: () => Attr | void | Promise<Attr | void>): Promise<Attr | void> {
+    const t = await this.treeForChange(dir)
+    if (t) return this.names.seen(dir, name, this.inTree(t, () => inTree(t.mds)) ?? null) ?? undefined
+    const keep = await this.keeping.keptIn(dir)
+    const a = await this.keeping.run(keep, atMds)
+    if (a) this.keeping.note(keep, a)
+    return this.names.seen(dir, name, a ?? null) ?? undefined
   }
-
-  async getxattr (ino: Ino, name: string): Promise<Buffer> {
-    if (name === VXATTR.policy) return Buffer.from(JSON.stringify(await this.policyReport(ino), null, 2) + '\n')
-    if (name === VXATTR.journal) return Buffer.from(JSON.stringify(this.journalReport(ino), null, 2) + '\n')
-    const t = this.treeOf(ino)
-    return t ? t.mds.getxattr(ino, name) : await this.base.getxattr(ino, name)
-  }
-
-  async listxattr (ino: Ino): Promise<string[]> {
-    const t = this.treeOf(ino)
-    return t ? t.mds.listxattr(ino) : await this.base.listxattr(ino)
-  }
-
-  async statfs (): Promise<FsStats> { return await this.base.statfs() }
-
-  /** What `cudele policy show` prints. */
-  async policyReport (dir: Ino): Promise<Record<string, unknown>> {
-    const info = await this.service.policyOf(dir)
-    const tree = info.root !== null ? this.trees.get(info.root) : undefined
-    return {
-      directory: dir,
-      source: info.root === null ? 'default (no policies.yml in this directory or above it)' : `${info.path} (inode ${info.root})`,
-      version: info.version,
-      epoch: info.epoch,
-      consistency: info.policy.consistency,
-      durability: info.policy.durability,
-      consistency_mechanisms: info.policy.consistencyExpr,
-      durability_mechanisms: info.policy.durabilityExpr || 'none',
-      allocated_inodes: info.policy.allocatedInodes,
-      interfere: info.policy.interfere,
-      sync_interval_ms: info.policy.syncIntervalMs,
-      summary: describePolicy(info.policy),
-      means: policyMeaning(info.policy, this.base.keepLocally === undefined),
-      owner: info.owner,
-      owned_here: tree !== undefined,
-      unmerged_segments: tree?.unmergedSegments ?? 0
-    }
-  }
-
-  journalReport (ino: Ino): Record<string, unknown> {
-    const t = this.treeOf(ino)
-    if (!t) return { decoupled: false }
-    return {
-      decoupled: true,
-      root: t.root,
-      owner: t.owner,
-      inodes: `${t.inoStart}..${t.inoEnd - 1}`,
-      unmerged_segments: t.unmergedSegments,
-      journal_events: t.journalEvents,
-      journal_bytes: t.stats.journalBytes,
-      merges: t.stats.merges,
-      merged_events: t.stats.mergedEvents
-    }
-  }
-
-  // ---- changes ----
 
   /** A change in this client's subtree. Running out of its inode numbers is also said in the mount's output: ENOSPC alone says little. */
   private inTree<T> (t: DecoupledSubtree, fn: () => T): T {
@@ -417,49 +263,72 @@ export class CudeleBackend implements ClientBackend {
       return fn()
     } catch (err) {
       const now = performance.now()
-      if ((err as FsError).code === 'ENOSPC' && now - (this.enospcSaid.get(t) ?? -Infinity) > 10_000) {
+      if ((err as FsError).code === 'ENOSPC' && now - (this.enospcSaid.get(t) ?? -Infinity) > ENOSPC_SAY_MS) {
         this.enospcSaid.set(t, now)
-        console.error(`cudele: ${this.pathOf(t.root)}: ${(err as Error).message.replace(/^ENOSPC: /, '')}`)
+        console.error(`cudele: ${this.names.pathOf(t.root)}: ${(err as Error).message.replace(/^ENOSPC: /, '')}`)
       }
       throw err
     }
   }
 
+  // ---- reads ----
+
+  async lookup (parent: Ino, name: string): Promise<Attr> {
+    const t = this.treeOf(parent)
+    if (t) return this.names.seen(parent, name, t.mds.lookup(parent, name)) as Attr
+    const a = await this.base.lookup(parent, name)
+    this.keeping.note(await this.keeping.keptIn(parent), a)
+    return this.names.seen(parent, name, a) as Attr
+  }
+
+  async lookupOrNull (parent: Ino, name: string): Promise<Attr | null> {
+    const t = this.treeOf(parent)
+    if (t) return this.names.seen(parent, name, t.mds.lookupOrNull(parent, name))
+    const a = await this.base.lookupOrNull(parent, name)
+    this.keeping.note(await this.keeping.keptIn(parent), a)
+    return this.names.seen(parent, name, a)
+  }
+
+  getattr (ino: Ino): Promise<Attr> { return this.onInode(ino, copy => copy.getattr(ino), () => this.base.getattr(ino)) }
+  readlink (ino: Ino): Promise<string> { return this.onInode(ino, copy => copy.readlink(ino), () => this.base.readlink(ino)) }
+  readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> { return this.onInode(ino, copy => copy.readdir(ino, after, limit), () => this.base.readdir(ino, after, limit)) }
+  listxattr (ino: Ino): Promise<string[]> { return this.onInode(ino, copy => copy.listxattr(ino), () => this.base.listxattr(ino)) }
+
+  async getxattr (ino: Ino, name: string): Promise<Buffer> {
+    if (name === VXATTR.policy) return Buffer.from(JSON.stringify(await this.policyReport(ino), null, 2) + '\n')
+    if (name === VXATTR.journal) return Buffer.from(JSON.stringify(journalReport(this.treeOf(ino)), null, 2) + '\n')
+    return await this.onInode(ino, copy => copy.getxattr(ino, name), () => this.base.getxattr(ino, name))
+  }
+
+  async statfs (): Promise<FsStats> { return await this.base.statfs() }
+
+  /** What `cudele policy show` prints. */
+  async policyReport (dir: Ino): Promise<Record<string, unknown>> {
+    const info = await this.service.policyOf(dir)
+    return policyReport(dir, info, info.root !== null ? this.trees.get(info.root) : undefined, this.base.keepLocally === undefined)
+  }
+
+  // ---- changes ----
+
   async mknod (parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
     // policies.yml itself always goes to the MDS: the policy must be readable by everyone.
-    const t = name === POLICY_FILE ? null : await this.treeForChange(parent)
-    if (name === POLICY_FILE && this.treeOf(parent)) throw fsError('EXDEV', 'policies.yml of a decoupled subtree is changed through a client that does not own it, or with cudele policy set')
-    let a: Attr
-    if (t) {
-      a = this.seen(parent, name, this.inTree(t, () => t.mds.mknod(parent, name, mode, rdev, caller))) as Attr
-    } else {
-      const keep = await this.keptIn(parent)
-      a = this.seen(parent, name, await this.kept(keep, () => this.base.mknod(parent, name, mode, rdev, caller))) as Attr
-      this.noteKept(keep, a)
-    }
     if (name === POLICY_FILE) {
-      if (this.createdHere.size > 1000) this.createdHere.clear()
-      this.createdHere.add(a.ino)
+      if (this.treeOf(parent)) throw fsError('EXDEV', 'policies.yml of a decoupled subtree is changed through a client that does not own it, or with cudele policy set')
+      const keep = await this.keeping.keptIn(parent)
+      const a = this.names.seen(parent, name, await this.keeping.run(keep, () => this.base.mknod(parent, name, mode, rdev, caller))) as Attr
+      this.keeping.note(keep, a)
+      this.policyFiles.created(a.ino)
+      return a
     }
-    return a
+    return await this.changeDir(parent, name, copy => copy.mknod(parent, name, mode, rdev, caller), () => this.base.mknod(parent, name, mode, rdev, caller))
   }
 
-  async mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> {
-    const t = await this.treeForChange(parent)
-    if (t) return this.seen(parent, name, this.inTree(t, () => t.mds.mkdir(parent, name, mode, caller))) as Attr
-    const keep = await this.keptIn(parent)
-    const a = await this.kept(keep, () => this.base.mkdir(parent, name, mode, caller))
-    this.noteKept(keep, a)
-    return this.seen(parent, name, a) as Attr
+  mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> {
+    return this.changeDir(parent, name, copy => copy.mkdir(parent, name, mode, caller), () => this.base.mkdir(parent, name, mode, caller))
   }
 
-  async symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> {
-    const t = await this.treeForChange(parent)
-    if (t) return this.inTree(t, () => t.mds.symlink(parent, name, target, caller))
-    const keep = await this.keptIn(parent)
-    const a = await this.kept(keep, () => this.base.symlink(parent, name, target, caller))
-    this.noteKept(keep, a)
-    return a
+  symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> {
+    return this.changeDir(parent, name, copy => copy.symlink(parent, name, target, caller), () => this.base.symlink(parent, name, target, caller))
   }
 
   async link (ino: Ino, newParent: Ino, newName: string): Promise<Attr> {
@@ -467,13 +336,15 @@ export class CudeleBackend implements ClientBackend {
     this.sameSide(this.treeOf(ino), t)
     if (t) return t.mds.link(ino, newParent, newName)
     await this.sameStreamSide(ino, newParent)
-    return await this.kept(await this.keptIn(newParent) || await this.keptInode(ino), () => this.base.link(ino, newParent, newName))
+    return await this.keeping.run(await this.keeping.keptIn(newParent) || await this.keeping.keptInode(ino), () => this.base.link(ino, newParent, newName))
   }
 
-  async unlink (parent: Ino, name: string): Promise<void> {
-    const t = await this.treeForChange(parent)
-    if (t) t.mds.unlink(parent, name)
-    else await this.kept(await this.keptIn(parent), () => this.base.unlink(parent, name))
+  unlink (parent: Ino, name: string): Promise<void> {
+    return this.changeDir(parent, name, copy => copy.unlink(parent, name), () => this.base.unlink(parent, name))
+  }
+
+  rmdir (parent: Ino, name: string): Promise<void> {
+    return this.changeDir(parent, name, copy => copy.rmdir(parent, name), () => this.base.rmdir(parent, name))
   }
 
   /**
@@ -484,15 +355,9 @@ export class CudeleBackend implements ClientBackend {
   async createMany (parent: Ino, names: string[], mode: number, caller: Caller): Promise<number> {
     const t = await this.treeForChange(parent)
     if (t) return this.inTree(t, () => t.appendCreates(parent, names, mode, caller))
-    const keep = await this.keptIn(parent)
-    for (const name of names) this.noteKept(keep, await this.kept(keep, () => this.base.mknod(parent, name, (mode & 0o7777) | 0o100000, 0, caller)))
+    const keep = await this.keeping.keptIn(parent)
+    for (const name of names) this.keeping.note(keep, await this.keeping.run(keep, () => this.base.mknod(parent, name, (mode & 0o7777) | 0o100000, 0, caller)))
     return names.length
-  }
-
-  async rmdir (parent: Ino, name: string): Promise<void> {
-    const t = await this.treeForChange(parent)
-    if (t) t.mds.rmdir(parent, name)
-    else await this.kept(await this.keptIn(parent), () => this.base.rmdir(parent, name))
   }
 
   async rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> {
@@ -500,25 +365,20 @@ export class CudeleBackend implements ClientBackend {
     const b = await this.treeForChange(newParent)
     this.sameSide(a, b)
     if (a) a.mds.rename(parent, name, newParent, newName, flags)
-    else await this.kept(await this.keptIn(parent) || await this.keptIn(newParent), () => this.base.rename(parent, name, newParent, newName, flags))
+    else await this.keeping.run(await this.keeping.keptIn(parent) || await this.keeping.keptIn(newParent), () => this.base.rename(parent, name, newParent, newName, flags))
   }
 
-  async setattr (ino: Ino, change: SetAttr): Promise<Attr> {
-    const t = this.treeOf(ino)
-    return t ? t.mds.setattr(ino, change) : await this.kept(await this.keptInode(ino), () => this.base.setattr(ino, change))
+  setattr (ino: Ino, change: SetAttr): Promise<Attr> {
+    return this.changeInode(ino, copy => copy.setattr(ino, change), () => this.base.setattr(ino, change))
   }
 
   async setxattr (ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === VXATTR.sync || name === VXATTR.merge) return await this.mergeAt(ino, name === VXATTR.merge)
-    const t = this.treeOf(ino)
-    if (t) t.mds.setxattr(ino, name, value, flags)
-    else await this.kept(await this.keptInode(ino), () => this.base.setxattr(ino, name, value, flags))
+    await this.changeInode(ino, copy => copy.setxattr(ino, name, value, flags), () => this.base.setxattr(ino, name, value, flags))
   }
 
-  async removexattr (ino: Ino, name: string): Promise<void> {
-    const t = this.treeOf(ino)
-    if (t) t.mds.removexattr(ino, name)
-    else await this.kept(await this.keptInode(ino), () => this.base.removexattr(ino, name))
+  removexattr (ino: Ino, name: string): Promise<void> {
+    return this.changeInode(ino, copy => copy.removexattr(ino, name), () => this.base.removexattr(ino, name))
   }
 
   /** `cudele sync` / `cudele merge`: merge the subtree holding dir (sync: only weak subtrees). */
@@ -540,19 +400,18 @@ export class CudeleBackend implements ClientBackend {
 
   async openFile (ino: Ino, flags: number): Promise<OpenResult> {
     const t = this.treeOf(ino)
-    if (!t) {
-      const r = await this.base.openFile(ino, flags)
-      if ((flags & O_ACCMODE) !== O_RDONLY && this.policyFiles.has(ino)) {
-        try {
-          await this.notePolicyWrite(ino, this.createdHere.delete(ino))
-        } catch (err) {
-          await Promise.resolve(this.base.release(ino)).catch(() => {})
-          throw err
-        }
+    if (t) return { attr: t.mds.open(ino), caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 }
+    const r = await this.base.openFile(ino, flags)
+    if ((flags & O_ACCMODE) !== O_RDONLY) {
+      try {
+        await this.policyFiles.openedForWrite(ino)
+      } catch (err) {
+        // The open fails as a whole: the MDS forgets it (a failure there changes nothing for the caller).
+        await Promise.resolve(this.base.release(ino)).catch(() => {})
+        throw err
       }
-      return r
     }
-    return { attr: t.mds.open(ino), caps: CAP_CACHE | CAP_BUFFER, leaseMs: 0 }
+    return r
   }
 
   async acquireCaps (ino: Ino, bits: number): Promise<{ caps: number, leaseMs: number }> {
@@ -567,8 +426,7 @@ export class CudeleBackend implements ClientBackend {
   async release (ino: Ino): Promise<void> {
     const t = this.treeOf(ino)
     if (t) return t.mds.release(ino)
-    const w = this.policyWrites.get(ino)
-    if (w && --w.opens === 0) this.policyWrites.delete(ino)
+    this.policyFiles.released(ino)
     await this.base.release(ino)
   }
 

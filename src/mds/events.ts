@@ -335,3 +335,21 @@ export function eventName (ev: Event): string {
 export function isMarkerEvent (ev: Event): boolean {
   return ev.type === EventType.Request || ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Merged
 }
+
+/** An event in words, for messages (replay problems, refused journals). */
+export function describeEvent (ev: Event): string {
+  switch (ev.type) {
+    case EventType.Mknod: return `create of ${JSON.stringify(ev.name)} (inode ${ev.ino}) in ${ev.parent}`
+    case EventType.Link: return `link of inode ${ev.ino} as ${JSON.stringify(ev.name)} in ${ev.parent}`
+    case EventType.Unlink: return `removal of ${JSON.stringify(ev.name)} from ${ev.parent}`
+    case EventType.Rename: return `rename of ${JSON.stringify(ev.name)} in ${ev.parent} to ${JSON.stringify(ev.newName)} in ${ev.newParent}`
+    case EventType.SetAttr: return `setattr of inode ${ev.ino}`
+    case EventType.SetXattr: return `setxattr ${ev.name} of inode ${ev.ino}`
+    case EventType.RemoveXattr: return `removexattr ${ev.name} of inode ${ev.ino}`
+    case EventType.Purge: return `purge of inode ${ev.ino}`
+    case EventType.Request: return `request ${ev.tid} of client ${ev.client}`
+    case EventType.Claim: return `claim of subtree ${ev.root} by ${ev.owner}`
+    case EventType.Unclaim: return `release of subtree ${ev.root}`
+    case EventType.Merged: return `merge of subtree ${ev.root} up to segment ${ev.seq}`
+  }
+}

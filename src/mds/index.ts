@@ -7,6 +7,7 @@
 // The interface speaks of namespaces, requests and claims, not of one
 // process: a second rank answers it over the protocol the same way.
 
+import type { HealthCheck } from '../common/health'
 import type { Attr, Caller, Ino, MdsApi, SetAttr } from '../common/types'
 import type { LocalStore, ObjectWrite } from '../store/types'
 import { checkNamespace as check, type FsckOptions, type FsckReport } from './fsck'
@@ -197,6 +198,8 @@ export interface MetadataServer extends MdsApi {
   stats (): MdsStats
   /** Problems met while replaying the journal at start-up. */
   replayProblems (): readonly string[]
+  /** Background work that is failing (trims, purges, the inode table), retried with backoff. */
+  healthChecks (): HealthCheck[]
   /** Finish purges and trims, then stop background work. */
   close (): Promise<void>
 }

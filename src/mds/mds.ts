@@ -7,30 +7,38 @@
 // commits (like CephFS's early reply); sync() waits for "safe".
 
 import { fsError } from '../common/errors'
-import { Encoder } from '../common/codec'
-import { compareTs, now, relatimeDue } from '../common/time'
-import type { ObjectWrite, LocalStore } from '../store/types'
-import { applyEvent } from './apply'
-import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
-import { encodeEvent, EventType, SA, type Event, type SetAttrEvent } from './events'
-import { BlockCounter } from './blocks'
-import { attrOf, type Inode, UNKNOWN_BLOCKS } from './inode'
-import type { Journal } from './journal'
-import { dirObject, INOTABLE_OBJECT } from './layout'
-import { DATA_POOL, dataObjectPrefix, METADATA_POOL } from '../common/layout'
-import { type Claim, InoTable, Namespace, StraySet } from './namespace'
-import { buildTrimBatch, encodeInoTable } from './trim'
-import { dirsOf, INO_BLOCK, touchedBy, UnstreamedChanges } from './unstreamed'
+import { Health, type HealthCheck } from '../common/health'
+import { METADATA_POOL } from '../common/layout'
+import { compareTs, now, type Timespec } from '../common/time'
 import {
   type Attr, type Caller, type DirEntry, type FsStats, type Ino, isDir, isReg, NAME_MAX,
   RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, S_IFCHR, S_IFBLK, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
   S_IFSOCK, S_ISGID, type SetAttr, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE
 } from '../common/types'
-import { decodeDentry } from './dentry'
+import type { LocalStore, ObjectWrite } from '../store/types'
+import { applyEvent } from './apply'
+import { readAtimeEvent, setAttrEvent } from './attrs'
+import { BlockCounter } from './blocks'
+import { DEFAULT_CACHE_LIMITS, MetadataCache, type CacheLimits } from './cache'
 import { checkName, checkNameLength, checkXattrName, checkXattrValue } from './checks'
-import { encodeInode } from './inode'
-import { decodeEvents } from './events'
+import { describeEvent, EventType, SA, type Event, type SetAttrEvent } from './events'
 import type { ApplyResult, ClaimInfo, MdsStats, MetadataServer, RequestContext, SafetyWatcher, SubtreeSnapshot } from './index'
+import { attrOf, type Inode, UNKNOWN_BLOCKS } from './inode'
+import type { Journal } from './journal'
+import { INOTABLE_OBJECT } from './layout'
+import { mergedListing, storedListing } from './listing'
+import { applyClientEvents, type MergeHost, mergeSegments } from './merge'
+import { type Claim, InoTable, Namespace, StraySet } from './namespace'
+import { Purger } from './purge'
+import { exportSubtree } from './subtree'
+import { encodeInoTable } from './trim'
+import { Trimmer } from './trimmer'
+import { dirsOf, INO_BLOCK, touchedBy, UnstreamedChanges } from './unstreamed'
+
+/** Health check of storing the inode table ahead of unjournaled creates. */
+const INOTABLE_CHECK = 'mds.inotable'
+/** Health check of taking back what a failed data commit set. */
+const UNDO_CHECK = 'mds.datacommit'
 
 export interface MdsOptions {
   cache: CacheLimits
@@ -38,6 +46,8 @@ export interface MdsOptions {
   trimDirtyEntries: number
   /** Trim at least this often while anything is dirty. */
   trimIntervalMs: number
+  /** Health of background work (trims, purges): listeners hear of failures and recoveries. */
+  health?: Health
   /**
    * false: never write to the metadata store (a decoupled client's private
    * copy of its subtree: everything stays in memory and in the journal).
@@ -55,18 +65,15 @@ export const DEFAULT_MDS_OPTIONS: MdsOptions = {
 const CLOSE_PURGE_ROUNDS = 10
 /** Objects listed per store read while purging a file's data. */
 const PURGE_LIST_LIMIT = 512
-/** Entries read per listing while exporting a subtree. */
-const SNAPSHOT_PAGE = 1024
+/** First retry of a failed trim or purge (ms), doubling up to the max. */
+const RETRY_FIRST_MS = 1000
+const RETRY_MAX_MS = 30_000
 
 export class Mds implements MetadataServer {
   readonly ns: Namespace
-  private readonly opens = new Map<Ino, number>()
-  private readonly purgeQueue = new Set<Ino>()
-  /** Purges of inodes with unjournaled changes: queued again once a trim has stored them. */
-  private readonly purgeAfterTrim = new Set<Ino>()
-  private purging = false
-  private trimInflight: Promise<void> | null = null
-  private trimTimer: NodeJS.Timeout | null = null
+  private readonly purger: Purger
+  private readonly trimmer: Trimmer
+  readonly health: Health
   private closed = false
   /** Problems met while replaying the journal at start-up (fsck reports them). */
   private readonly problems: string[] = []
@@ -77,9 +84,6 @@ export class Mds implements MetadataServer {
    */
   private stream: ((dir: Ino) => boolean) | null = null
   readonly unstreamed = new UnstreamedChanges()
-  /** Told how far requests are safe (a server's sessions). */
-  private safety: SafetyWatcher | null = null
-  private trimScheduled = false
   /** Keeps each file's st_blocks as its data commits change it. */
   private readonly blockCounter: BlockCounter
 
@@ -88,42 +92,56 @@ export class Mds implements MetadataServer {
     readonly journal: Journal,
     nextIno: Ino,
     strays: Iterable<Ino>,
-    private readonly options: MdsOptions = DEFAULT_MDS_OPTIONS,
+    options: MdsOptions = DEFAULT_MDS_OPTIONS,
     private readonly readOnly = false
   ) {
     this.blockCounter = new BlockCounter(store)
+    this.health = options.health ?? new Health()
     const cache = new MetadataCache(store, options.cache)
     this.ns = new Namespace(cache, new InoTable(nextIno), new StraySet(), {
-      linksGone: inode => { if (!this.opens.has(inode.ino)) this.purgeQueue.add(inode.ino) }
+      linksGone: inode => this.purger.linksGone(inode.ino)
     })
+    const background = !readOnly && options.trimming !== false
+    // A private copy (no trimming) leaves purges to the MDS its journal is merged into.
+    this.purger = new Purger(this, { listLimit: PURGE_LIST_LIMIT, retryFirstMs: RETRY_FIRST_MS, retryMaxMs: RETRY_MAX_MS }, this.health,
+      () => background && !this.closed, ino => this.mutate({ type: EventType.Purge, ino }, undefined))
+    this.trimmer = new Trimmer(this, { dirtyEntries: options.trimDirtyEntries, intervalMs: options.trimIntervalMs, retryFirstMs: RETRY_FIRST_MS, retryMaxMs: RETRY_MAX_MS },
+      this.health, () => this.purger.trimmed())
+    this.trimming = background
     for (const ino of strays) {
       this.ns.strays.members.add(ino)
-      this.purgeQueue.add(ino)
+      this.purger.linksGone(ino)
+    }
+    this.mergeHost = {
+      ns: this.ns,
+      journal,
+      marker: req => { this.appendMarker(req) },
+      changed: () => { if (this.trimming) this.trimmer.maybe() }
     }
   }
+
+  /** Does this MDS write to the store in the background (not read-only, not a private copy)? */
+  private readonly trimming: boolean
+  private readonly mergeHost: MergeHost
 
   /** Replay journal events at start-up (the same path as live operations). */
   replay (seq: number, events: Event[]): void {
     for (const ev of events) {
-      if (!applyEvent(this.ns, ev)) this.problems.push(`journal object ${seq}: ${describe(ev)} could not be applied`)
+      if (!applyEvent(this.ns, ev)) this.problems.push(`journal object ${seq}: ${describeEvent(ev)} could not be applied`)
     }
   }
 
-  /** Purges wait until then (ms, monotonic): clients reconnecting after a restart reclaim their open files first. */
-  private purgeNotBeforeMs = 0
-
   /** Begin background work: purges left over from before, periodic trims. */
   start (opts: { purgeDelayMs?: number } = {}): void {
-    if (this.readOnly || this.options.trimming === false) return
-    if (opts.purgeDelayMs) {
-      this.purgeNotBeforeMs = performance.now() + opts.purgeDelayMs
-      setTimeout(() => this.kickPurge(), opts.purgeDelayMs).unref()
-    }
-    this.trimTimer = setInterval(() => {
-      if (this.ns.cache.dirtyCount > 0 || this.journal.lastSubmittedSeq > this.journal.trimmedSeq || this.unstreamed.pendingWrites > 0) this.trim().catch(() => {})
-    }, this.options.trimIntervalMs)
-    this.trimTimer.unref()
-    this.kickPurge()
+    if (!this.trimming) return
+    // Clients reconnecting after a restart reclaim their open files before unlinked ones are purged.
+    if (opts.purgeDelayMs) this.purger.holdFor(opts.purgeDelayMs)
+    this.trimmer.start()
+    this.purger.kick()
+  }
+
+  private writable (): void {
+    if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
   }
 
   // ---- helpers ----
@@ -172,13 +190,13 @@ export class Mds implements MetadataServer {
    */
   private heldBack (namespaceChange: boolean): void {
     this.unstreamed.heldBack = true
-    if (namespaceChange) this.trimSoon()
+    if (namespaceChange && this.trimming) this.trimmer.soon()
   }
 
   private mutate (ev: Event, req: RequestContext | undefined, unstreamed: Ino[] | null = this.unstreamedTouch(ev)): void {
-    if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
+    this.writable()
     if (this.closed) throw fsError('EIO', 'the metadata server is shut down')
-    if (!applyEvent(this.ns, ev)) throw fsError('EIO', `${describe(ev)} could not be applied`)
+    if (!applyEvent(this.ns, ev)) throw fsError('EIO', `${describeEvent(ev)} could not be applied`)
     if (unstreamed) {
       this.unstreamed.noted(unstreamed)
       // The record that the request was done reaches the store with the same trim as its changes.
@@ -190,7 +208,7 @@ export class Mds implements MetadataServer {
       this.appendMarker(req)
     }
     if (!unstreamed) this.journal.append(ev)
-    if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight && this.options.trimming !== false) this.trim().catch(() => {})
+    if (this.trimming) this.trimmer.maybe()
   }
 
   /** The Request marker that precedes a request's first journaled event. */
@@ -202,16 +220,6 @@ export class Mds implements MetadataServer {
     return marker
   }
 
-  /** Trim once the current burst of work is done (many data commits share one trim). */
-  private trimSoon (): void {
-    if (this.trimScheduled || this.readOnly || this.options.trimming === false) return
-    this.trimScheduled = true
-    setImmediate(() => {
-      this.trimScheduled = false
-      this.trim().catch(() => {})
-    })
-  }
-
   /** Set a block of inode numbers aside for unjournaled creates; its high-water mark goes to the store now. */
   private reserveInos (): Ino {
     const start = this.ns.inotable.reserve(INO_BLOCK)
@@ -219,9 +227,19 @@ export class Mds implements MetadataServer {
     return start
   }
 
+  /**
+   * The high-water mark of inode numbers, stored now (unjournaled creates
+   * take numbers past it, and a crash must not hand them out again). If the
+   * write fails, the next trim writes the table too.
+   */
   private writeInoTable (): void {
     const data = encodeInoTable(this.ns.inotable.next)
-    this.store.submit([{ pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data }] }], { durable: false }).catch(() => {})
+    this.store.submit([{ pool: METADATA_POOL, name: INOTABLE_OBJECT, ops: [{ op: 'writeFull', data }] }], { durable: false }).then(
+      () => this.health.ok(INOTABLE_CHECK),
+      (err: Error) => {
+        this.ns.inotable.dirty = true
+        this.health.failed(INOTABLE_CHECK, new Error(`storing the inode table failed (the next trim stores it): ${err.message}`))
+      })
   }
 
   /** The inode number a replayed create asked for, if it is free; null: allocate one. */
@@ -286,46 +304,14 @@ export class Mds implements MetadataServer {
   async readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> {
     this.dir(ino)
     // The listing reads the store; entries changed since the last trim must get there first.
-    if (this.ns.cache.hasUnstoredDentries(ino) && !this.readOnly && this.options.trimming !== false) await this.trim()
+    if (this.ns.cache.hasUnstoredDentries(ino) && this.trimming) await this.trim()
     return this.listDir(ino, after, limit)
   }
 
   /** A page of a directory's entries in name order, without trimming first (unstored changes merged in). */
   listDir (ino: Ino, after: string | null, limit: number): DirEntry[] {
-    if (this.ns.cache.hasUnstoredDentries(ino)) return this.mergedListing(ino, after, limit)
-    return this.storedListing(ino, after, limit)
-  }
-
-  private storedListing (ino: Ino, after: string | null, limit: number): DirEntry[] {
-    const rows = this.store.omapListSync(METADATA_POOL, dirObject(ino), {
-      after: after === null ? undefined : Buffer.from(after, 'latin1'),
-      limit
-    })
-    return rows.map(r => {
-      const v = decodeDentry(r.value)
-      return { name: Buffer.from(r.key).toString('latin1'), ino: v.ino, type: v.type }
-    })
-  }
-
-  /** The store's listing with the unstored changes on top (read-only MDS: fsck after replay). */
-  private mergedListing (ino: Ino, after: string | null, limit: number): DirEntry[] {
-    const overlay = new Map<string, DirEntry | null>()
-    for (const d of this.ns.cache.unstoredDentries(ino)) {
-      if (after === null || d.name > after) overlay.set(d.name, d.ino === 0 ? null : { name: d.name, ino: d.ino, type: d.type })
-    }
-    const out: DirEntry[] = []
-    let cursor = after
-    for (;;) {
-      const page = this.storedListing(ino, cursor, limit)
-      for (const e of page) if (!overlay.has(e.name)) out.push(e)
-      if (page.length < limit) break
-      cursor = page[page.length - 1].name
-      if (out.length >= limit) break
-    }
-    const last = out.length >= limit ? out[limit - 1].name : null
-    for (const e of overlay.values()) if (e && (last === null || e.name < last)) out.push(e)
-    out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-    return out.slice(0, limit)
+    if (this.ns.cache.hasUnstoredDentries(ino)) return mergedListing(this.store, this.ns.cache, ino, after, limit)
+    return storedListing(this.store, ino, after, limit)
   }
 
   getxattr (ino: Ino, name: string): Buffer {
@@ -413,7 +399,7 @@ export class Mds implements MetadataServer {
     if (isDir(inode.mode)) throw fsError('EPERM', 'hard links to directories are not allowed')
     this.liveDir(newParent)
     if (this.ns.cache.getDentry(newParent, newName)) throw fsError('EEXIST', `${JSON.stringify(newName)} exists`)
-    if (inode.nlink === 0 && !this.opens.has(ino)) throw fsError('ENOENT', `inode ${ino} has been removed`)
+    if (inode.nlink === 0 && !this.purger.isOpen(ino)) throw fsError('ENOENT', `inode ${ino} has been removed`)
     this.mutate({ type: EventType.Link, ino, parent: newParent, name: newName, time: now() }, req)
     return attrOf(inode)
   }
@@ -482,7 +468,7 @@ export class Mds implements MetadataServer {
 
   setattr (ino: Ino, change: SetAttr, req?: RequestContext): Attr {
     const inode = this.inode(ino)
-    const ev = change.relatime ? this.readAtimeEvent(inode) : this.setAttrEvent(inode, change)
+    const ev = change.relatime ? readAtimeEvent(inode) : setAttrEvent(inode, change)
     if (ev && change.size !== undefined && isReg(inode.mode)) {
       // A size change outside commitData (a decoupled subtree's data commit, whose
       // objects this MDS does not see): the next data commit counts the blocks again.
@@ -491,55 +477,6 @@ export class Mds implements MetadataServer {
     }
     if (ev) this.mutate(ev, req)
     return attrOf(inode)
-  }
-
-  /** A read or a listing: atime moves to now if relatime says it is due; ctime stays. */
-  private readAtimeEvent (inode: Inode): SetAttrEvent | null {
-    const time = now()
-    if (!relatimeDue(inode, time)) return null
-    return {
-      type: EventType.SetAttr, ino: inode.ino, mask: SA.ATIME, mode: 0, uid: 0, gid: 0, size: 0,
-      atime: time, mtime: time, ctime: inode.ctime
-    }
-  }
-
-  private setAttrEvent (inode: Inode, change: SetAttr): SetAttrEvent | null {
-    const time = now()
-    const ev: SetAttrEvent = {
-      type: EventType.SetAttr, ino: inode.ino, mask: 0, mode: 0, uid: 0, gid: 0, size: 0,
-      atime: time, mtime: time, ctime: change.ctime ?? time
-    }
-    if (change.size !== undefined) {
-      if (isDir(inode.mode)) throw fsError('EISDIR', 'cannot truncate a directory')
-      if (!isReg(inode.mode)) throw fsError('EINVAL', 'only regular files have a settable size')
-      if (change.size < 0 || !Number.isSafeInteger(change.size)) throw fsError('EINVAL', `invalid size ${change.size}`)
-      if (!change.grow || change.size > inode.size) {
-        ev.mask |= SA.SIZE
-        ev.size = change.size
-      }
-    }
-    if (change.mode !== undefined) {
-      ev.mask |= SA.MODE
-      ev.mode = change.mode & 0o7777
-    }
-    if (change.uid !== undefined && change.uid !== 0xffffffff) {
-      ev.mask |= SA.UID
-      ev.uid = change.uid
-    }
-    if (change.gid !== undefined && change.gid !== 0xffffffff) {
-      ev.mask |= SA.GID
-      ev.gid = change.gid
-    }
-    if (change.atime !== undefined) {
-      ev.mask |= SA.ATIME
-      ev.atime = change.atime === 'now' ? time : change.atime
-    }
-    if (change.mtime !== undefined) {
-      ev.mask |= SA.MTIME
-      ev.mtime = change.mtime === 'now' ? time : change.mtime
-    }
-    if (ev.mask === 0 && change.ctime === undefined) return null
-    return ev
   }
 
   setxattr (ino: Ino, name: string, value: Buffer, flags: number, req?: RequestContext): void {
@@ -583,130 +520,30 @@ export class Mds implements MetadataServer {
   }
 
   exportSubtree (root: Ino, maxEntries: number): { snapshot: SubtreeSnapshot, nextIno: Ino } {
-    const dentries: SubtreeSnapshot['dentries'] = []
-    const inodes: SubtreeSnapshot['inodes'] = []
-    inodes.push([root, encodeInode(this.inode(root))])
-    const queue = [root]
-    const seen = new Set<Ino>([root])
-    while (queue.length > 0) {
-      const dir = queue.shift() as Ino
-      let after: string | null = null
-      for (;;) {
-        const page = this.listDir(dir, after, SNAPSHOT_PAGE)
-        for (const e of page) {
-          dentries.push([dir, e.name, e.ino, e.type])
-          if (dentries.length > maxEntries) throw fsError('EFBIG', `the subtree has more than ${maxEntries} entries: too large to decouple`)
-          if (seen.has(e.ino)) continue
-          seen.add(e.ino)
-          const inode = this.ns.cache.getInode(e.ino)
-          if (!inode) continue
-          inodes.push([e.ino, encodeInode(inode)])
-          if (isDir(inode.mode)) queue.push(e.ino)
-        }
-        if (page.length < SNAPSHOT_PAGE) break
-        after = page[page.length - 1].name
-      }
-    }
-    let nextIno = 0
-    const c = this.ns.claims.byRoot.get(root)
-    if (c) {
-      const end = c.inoStart + c.count
-      nextIno = Math.max(c.inoStart, c.used)
-      // Claims stored before the used mark was kept: what the subtree and the strays hold.
-      for (const [ino] of inodes) if (ino >= nextIno && ino < end) nextIno = ino + 1
-      for (const ino of this.ns.strays.members) if (ino >= nextIno && ino < end) nextIno = ino + 1
-    }
-    return { snapshot: { dentries, inodes }, nextIno }
+    this.inode(root)
+    return exportSubtree(this.ns, (dir, after, limit) => this.listDir(dir, after, limit), root, maxEntries)
   }
 
-  /**
-   * Apply a client journal's events blindly (the decoupled client's updates
-   * win over what others did meanwhile). journal: also stream them into the
-   * MDS journal; otherwise they live in memory until the next trim.
-   */
   applyClientEvents (events: Event[], journal: boolean, merged?: { root: Ino, seq: number }, req?: RequestContext): ApplyResult {
-    if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
-    refuseServerEvents(events)
-    let applied = 0
-    let skipped = 0
-    this.journal.together(() => {
-      // The marker shares the journal object with the events it covers.
-      if (req && journal) this.appendMarker(req)
-      for (const ev of events) {
-        if (applyEvent(this.ns, ev)) {
-          applied++
-          if (journal) this.journal.append(ev)
-        } else {
-          skipped++
-        }
-      }
-      if (merged) {
-        const m: Event = { type: EventType.Merged, root: merged.root, seq: merged.seq }
-        applyEvent(this.ns, m)
-        if (journal) this.journal.append(m)
-      }
-    })
-    // Unjournaled events reach the store with the next trim, and so does the
-    // record that this request was done: the two stay together.
-    if (req && !journal) this.ns.completed.add(req.client, req.tid)
-    return { applied, skipped }
+    this.writable()
+    return applyClientEvents(this.mergeHost, events, journal, merged, req)
   }
 
-  /**
-   * Merge client journal segments (volatile apply): their events are applied
-   * to the in-memory metadata and the segments themselves go into the MDS
-   * journal as they are, wrapped by the request marker and the Merged event,
-   * in one journal object: replay after a crash sees them in the same order
-   * as everything journaled after them, and the trim writes the result to the
-   * metadata store in the background.
-   */
   mergeSegments (segments: Uint8Array[], merged: { root: Ino, seq: number }, req?: RequestContext): ApplyResult & { committed: Promise<unknown> } {
-    if (this.readOnly) throw fsError('EROFS', 'the store is open read-only')
-    const events = segments.flatMap(bytes => decodeEvents(bytes))
-    refuseServerEvents(events)
-    let applied = 0
-    let skipped = 0
-    for (const ev of events) {
-      if (applyEvent(this.ns, ev)) applied++
-      else skipped++
-    }
-    const head = new Encoder(64)
-    if (req) {
-      req.journaled = true
-      const marker: Event = { type: EventType.Request, client: req.client, tid: req.tid }
-      applyEvent(this.ns, marker)
-      encodeEvent(head, marker)
-    }
-    const tail = new Encoder(32)
-    const m: Event = { type: EventType.Merged, root: merged.root, seq: merged.seq }
-    applyEvent(this.ns, m)
-    encodeEvent(tail, m)
-    const bytes = Buffer.concat([head.view(), ...segments, tail.view()])
-    const committed = this.journal.appendEncoded(bytes, events.length + 2)
-    if (this.ns.cache.dirtyCount >= this.options.trimDirtyEntries && !this.trimInflight && this.options.trimming !== false) this.trim().catch(() => {})
-    return { applied, skipped, committed }
+    this.writable()
+    return mergeSegments(this.mergeHost, segments, merged, req)
   }
 
   // ---- open files and data ----
 
   open (ino: Ino): Attr {
     const inode = this.inode(ino)
-    this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1)
+    this.purger.open(ino)
     return attrOf(inode)
   }
 
   release (ino: Ino): void {
-    const n = (this.opens.get(ino) ?? 0) - 1
-    if (n > 0) {
-      this.opens.set(ino, n)
-      return
-    }
-    this.opens.delete(ino)
-    const inode = this.ns.cache.getInode(ino)
-    if (inode && inode.nlink === 0) {
-      this.purgeQueue.add(ino)
-      this.kickPurge()
-    }
+    this.purger.release(ino)
   }
 
   /**
@@ -720,25 +557,57 @@ export class Mds implements MetadataServer {
     // The change carries the time of the writes it commits; a metadata change
     // made while they were buffered (chmod, setxattr) has a later ctime, which stays.
     if (change.ctime !== undefined && compareTs(change.ctime, inode.ctime) < 0) change = { ...change, ctime: inode.ctime }
-    let ev = this.setAttrEvent(inode, change)
+    let ev = setAttrEvent(inode, change)
     const counted = writes.length > 0 && isReg(inode.mode) ? this.blockCounter.commit(ino, inode.blocks, writes) : null
     if (counted && counted.blocks !== inode.blocks) {
       ev ??= { type: EventType.SetAttr, ino, mask: 0, mode: 0, uid: 0, gid: 0, size: 0, atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime }
       ev.mask |= SA.BLOCKS
       ev.blocks = counted.blocks
     }
+    const before = { size: inode.size, blocks: inode.blocks, mtime: inode.mtime }
+    let committed: Promise<unknown>
     if (this.unstreamed.has(ino)) {
       // The store has not seen this inode as it is now: the data goes with the trim that stores it.
       if (ev) this.mutate(ev, req)
-      const committed = this.unstreamed.withTrim(writes, durable)
-      if (counted) committed.then(counted.settled, counted.settled)
-      this.trimSoon()
-      return { attr: attrOf(inode), committed }
+      committed = this.unstreamed.withTrim(writes, durable)
+      if (this.trimming) this.trimmer.soon()
+    } else {
+      if (ev) this.mutate(ev, req)
+      committed = this.journal.submit(writes, durable, req ?? null)
     }
-    if (ev) this.mutate(ev, req)
-    const committed = this.journal.submit(writes, durable, req ?? null)
     if (counted) committed.then(counted.settled, counted.settled)
+    if (ev) {
+      const change = ev
+      committed.catch(() => this.undoFailedCommit(ino, change, before))
+    }
     return { attr: attrOf(inode), committed }
+  }
+
+  /**
+   * A data commit failed (the store is full, say): its data is not stored,
+   * so the size, block count and mtime it set go back to what they were —
+   * unless a later change moved them on. Otherwise the next trim would store
+   * a size that covers bytes that never reached the store.
+   */
+  private undoFailedCommit (ino: Ino, ev: SetAttrEvent, before: { size: number, blocks: number, mtime: Timespec }): void {
+    const inode = this.ns.cache.getInode(ino)
+    if (!inode || this.closed) return
+    const undo: SetAttrEvent = { type: EventType.SetAttr, ino, mask: 0, mode: 0, uid: 0, gid: 0, size: 0, atime: inode.atime, mtime: before.mtime, ctime: inode.ctime }
+    if ((ev.mask & SA.SIZE) && inode.size === ev.size) {
+      undo.mask |= SA.SIZE
+      undo.size = before.size
+    }
+    if ((ev.mask & SA.BLOCKS) && inode.blocks === ev.blocks) {
+      undo.mask |= SA.BLOCKS
+      undo.blocks = before.blocks
+    }
+    if ((ev.mask & SA.MTIME) && compareTs(inode.mtime, ev.mtime) === 0) undo.mask |= SA.MTIME
+    if (undo.mask === 0) return
+    try {
+      this.mutate(undo, undefined)
+    } catch (err) {
+      this.health.failed(UNDO_CHECK, new Error(`inode ${ino}: the size of a failed data commit could not be taken back: ${(err as Error).message}`))
+    }
   }
 
   /**
@@ -757,125 +626,16 @@ export class Mds implements MetadataServer {
     }
   }
 
-  // ---- trim and purge ----
+  // ---- trim and close ----
 
   /** Write the namespace changes so far into the metadata store and drop their journal objects. */
   async trim (): Promise<void> {
-    if (this.readOnly || this.options.trimming === false) return
-    while (this.trimInflight) await this.trimInflight
-    const cache = this.ns.cache
-    const previousTrimmedSeq = this.journal.trimmedSeq
-    // Every change in the snapshot must be in a journal object at or before upTo.
-    if (this.journal.pendingEvents > 0) this.journal.submit([], false).catch(() => {})
-    const upToSeq = this.journal.lastSubmittedSeq
-    if (cache.dirtyCount === 0 && upToSeq === previousTrimmedSeq && !this.ns.inotable.dirty && this.unstreamed.pendingWrites === 0) return
-    const snapshot = cache.takeDirty()
-    const unstreamed = this.unstreamed.take()
-    const data = UnstreamedChanges.batchOf(unstreamed.writes)
-    const token = this.safety?.trimTaken()
-    const strayChanges = this.ns.strays.takeChanges()
-    const completedChanges = this.ns.completed.takeChanges()
-    const claimChanges = this.ns.claims.takeChanges()
-    this.ns.inotable.dirty = false
-    const batch = buildTrimBatch({
-      snapshot,
-      strayChanges,
-      completedChanges,
-      claimChanges,
-      nextIno: this.ns.inotable.next,
-      previousTrimmedSeq,
-      upToSeq,
-      dirExists: ino => { const i = cache.getInode(ino); return i !== null && isDir(i.mode) }
-    })
-    this.journal.trimmedSeq = upToSeq
-    const p = this.store.submit(data.writes.length > 0 ? [...batch, ...data.writes] : batch, { durable: data.durable }).then(
-      () => {
-        cache.flushDone()
-        for (const w of unstreamed.writes) w.resolve()
-        if (token !== undefined) this.safety?.trimStored(token)
-        if (this.purgeAfterTrim.size > 0) {
-          for (const ino of this.purgeAfterTrim) this.purgeQueue.add(ino)
-          this.purgeAfterTrim.clear()
-          this.kickPurge()
-        }
-      },
-      (err: Error) => {
-        cache.flushFailed()
-        this.unstreamed.restore(unstreamed)
-        for (const w of unstreamed.writes) w.reject(err)
-        this.ns.strays.restoreChanges(strayChanges)
-        this.ns.completed.restoreChanges(completedChanges)
-        this.ns.claims.restoreChanges(claimChanges)
-        this.ns.inotable.dirty = true
-        this.journal.trimmedSeq = previousTrimmedSeq
-        throw err
-      }
-    ).finally(() => { this.trimInflight = null })
-    this.trimInflight = p
-    await p
-  }
-
-  private kickPurge (): void {
-    // A private copy (no trimming) leaves purges to the MDS its journal is merged into.
-    if (this.purging || this.purgeQueue.size === 0 || this.readOnly || this.closed || this.options.trimming === false) return
-    if (performance.now() < this.purgeNotBeforeMs) return
-    this.purging = true
-    this.purgeAll().catch(() => {}).finally(() => {
-      this.purging = false
-      if (this.purgeQueue.size > 0) setImmediate(() => this.kickPurge())
-    })
-  }
-
-  private async purgeAll (): Promise<void> {
-    for (const ino of [...this.purgeQueue]) {
-      this.purgeQueue.delete(ino)
-      if (this.opens.has(ino)) continue
-      const inode = this.ns.cache.getInode(ino)
-      if (!inode || inode.nlink > 0) {
-        this.ns.strays.remove(ino)
-        continue
-      }
-      await this.purgeInode(inode)
-    }
-  }
-
-  /** Drop an unreferenced inode: its data objects and the inode go in one batch. */
-  private async purgeInode (inode: Inode): Promise<void> {
-    // An unlink that was not journaled is kept only once a trim stores it: purged
-    // before, a crash would bring the file back without its data. The purge
-    // waits for the next trim rather than forcing one (unlinks in a subtree
-    // without stream would otherwise each cost a trim).
-    if (this.unstreamed.has(inode.ino)) {
-      this.purgeAfterTrim.add(inode.ino)
-      return
-    }
-    const removals: ObjectWrite[] = []
-    if (isDir(inode.mode)) {
-      removals.push({ pool: METADATA_POOL, name: dirObject(inode.ino), ops: [{ op: 'remove' }] })
-    } else if (isReg(inode.mode)) {
-      // Data committed by the last close (the client flushes at release) may
-      // still be on its way to the store: listed too early, it would outlive the inode.
-      await this.journal.settled()
-      // Linked again (linkat) or reopened meanwhile: not ours to remove (a later release queues it again).
-      const current = this.ns.cache.getInode(inode.ino)
-      if (!current || current.nlink > 0 || this.opens.has(inode.ino)) return
-      const prefix = dataObjectPrefix(inode.ino)
-      let after: string | undefined
-      for (;;) {
-        const names = this.store.listSync(DATA_POOL, { prefix, after, limit: PURGE_LIST_LIMIT })
-        for (const name of names) removals.push({ pool: DATA_POOL, name, ops: [{ op: 'remove' }] })
-        if (names.length < PURGE_LIST_LIMIT) break
-        after = names[names.length - 1]
-      }
-    }
-    this.mutate({ type: EventType.Purge, ino: inode.ino }, undefined)
-    await this.journal.submit(removals, false)
+    if (this.trimming) await this.trimmer.run()
   }
 
   /** Finish purges and trims, then stop background work. */
   async close (): Promise<void> {
-    if (this.trimTimer) clearInterval(this.trimTimer)
-    this.trimTimer = null
+    this.trimmer.stop()
     if (!this.readOnly) {
       // Purges already due (a last close just before the stop, or purges
       // waiting for a trim to store their inode) are done before the store
@@ -886,26 +646,27 @@ export class Mds implements MetadataServer {
       // queued or purges are held back); bounded, so that a store failing every
       // purge does not hold the close forever.
       for (let round = 0; ; round++) {
-        while (this.purging) await new Promise(resolve => setTimeout(resolve, 5))
+        while (this.purger.busy) await new Promise(resolve => setTimeout(resolve, 5))
         if (round === CLOSE_PURGE_ROUNDS) break
         // Stores what purges wait for (they are queued again once it has).
         await this.trim()
-        this.kickPurge()
-        if (!this.purging) break
+        this.purger.kick()
+        if (!this.purger.busy) break
       }
       await this.journal.sync(true)
     }
     this.closed = true
   }
 
-  get openCount (): number { return this.opens.size }
+  get openCount (): number { return this.purger.openCount }
 
   // ---- what servers and Cudele steer ----
 
   setStreamPolicy (stream: ((dir: Ino) => boolean) | null): void {
     this.stream = stream
     // A subtree that streams from now on may hold changes the journal never
-    // saw: stored now, so its fsyncs cover everything in it from here on.
+    // saw: stored now, so its fsyncs cover everything in it from here on (a
+    // failure is the trimmer's to record and retry).
     if (!this.unstreamed.empty) this.trim().catch(() => {})
   }
 
@@ -930,7 +691,7 @@ export class Mds implements MetadataServer {
   }
 
   watchSafety (watcher: SafetyWatcher): void {
-    this.safety = watcher
+    this.trimmer.watcher = watcher
     this.journal.watcher = {
       submitted: request => watcher.journalSubmitted(request),
       committed: token => watcher.journalCommitted(token)
@@ -944,34 +705,12 @@ export class Mds implements MetadataServer {
   replayProblems (): readonly string[] {
     return this.problems
   }
+
+  healthChecks (): HealthCheck[] {
+    return this.health.list()
+  }
 }
 
 function claimInfo (c: Claim): ClaimInfo {
   return { root: c.root, owner: c.owner, inoStart: c.inoStart, count: c.count, mergedSeq: c.mergedSeq }
-}
-
-function describe (ev: Event): string {
-  switch (ev.type) {
-    case EventType.Mknod: return `create of ${JSON.stringify(ev.name)} (inode ${ev.ino}) in ${ev.parent}`
-    case EventType.Link: return `link of inode ${ev.ino} as ${JSON.stringify(ev.name)} in ${ev.parent}`
-    case EventType.Unlink: return `removal of ${JSON.stringify(ev.name)} from ${ev.parent}`
-    case EventType.Rename: return `rename of ${JSON.stringify(ev.name)} in ${ev.parent} to ${JSON.stringify(ev.newName)} in ${ev.newParent}`
-    case EventType.SetAttr: return `setattr of inode ${ev.ino}`
-    case EventType.SetXattr: return `setxattr ${ev.name} of inode ${ev.ino}`
-    case EventType.RemoveXattr: return `removexattr ${ev.name} of inode ${ev.ino}`
-    case EventType.Purge: return `purge of inode ${ev.ino}`
-    case EventType.Request: return `request ${ev.tid} of client ${ev.client}`
-    case EventType.Claim: return `claim of subtree ${ev.root} by ${ev.owner}`
-    case EventType.Unclaim: return `release of subtree ${ev.root}`
-    case EventType.Merged: return `merge of subtree ${ev.root} up to segment ${ev.seq}`
-  }
-}
-
-/** Events only the MDS writes (claims, request markers, purges, merge marks) have no place in a client journal. */
-function refuseServerEvents (events: Event[]): void {
-  for (const ev of events) {
-    if (ev.type === EventType.Claim || ev.type === EventType.Unclaim || ev.type === EventType.Request || ev.type === EventType.Purge || ev.type === EventType.Merged) {
-      throw fsError('EINVAL', `a client journal may not hold ${describe(ev)}`)
-    }
-  }
 }

@@ -3,6 +3,7 @@
 // These need no session: `cudele status` and `cudele log` connect, ask, and go.
 
 import { fsError } from '../common/errors'
+import type { HealthCheck } from '../common/health'
 import type { MdsStats } from '../mds'
 import type { JsonValue, MapState } from '../mon/types'
 import type { RpcServer } from '../rpc'
@@ -13,6 +14,8 @@ export interface StatusReport {
   sessions: Array<{ id: number, name: string, peer: string, connected: boolean, opens: number, idleMs: number, appliedTid: number, safeTid: number }>
   maps: Array<{ name: string, epoch: number }>
   log: Array<{ seq: number, timeMs: number, level: string, who: string, message: string }>
+  /** Background work that is failing (retried with backoff): trims, purges, the store, merges of gone owners. */
+  health: HealthCheck[]
   /** Requests answered since the server started, per method, most called first. */
   requests: Array<{ method: string, calls: number, errors: number, meanMs: number, maxMs: number }>
 }
@@ -53,6 +56,7 @@ export function registerAdmin (rpc: RpcServer, srv: CudeleServer): void {
       })),
       maps: srv.mon.maps().map(name => ({ name, epoch: srv.mon.get(name).epoch })),
       log: srv.mon.recentLog(limit),
+      health: srv.health.list(),
       requests: [...rpc.handlers.counts].map(([method, c]) => ({
         method, calls: c.calls, errors: c.errors, meanMs: ms3(c.totalMs / c.calls), maxMs: ms3(c.maxMs)
       })).sort((a, b) => b.calls - a.calls)

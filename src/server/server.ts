@@ -3,6 +3,7 @@
 // capabilities, which requests are safe, claims of owners that went away.
 
 import { randomBytes } from 'crypto'
+import { Backoff, Health, retryInBackground } from '../common/health'
 import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
 import { CapTable, CompletedRequests, type MetadataServer } from '../mds'
 import type { Ino } from '../common/types'
@@ -19,6 +20,10 @@ import { createLuaPool, type LuaPool } from '../lua'
 import { ClassRuntime } from '../store/classes'
 import { capPolicyOf, registerMethods } from './methods'
 import { type Session, type SessionOptions, SessionTable } from './sessions'
+
+/** First retry of what a gone owner leaves (a merge of its stored journal), doubling up to the max. */
+const OWNER_RETRY_FIRST_MS = 1000
+const OWNER_RETRY_MAX_MS = 60_000
 
 export class CudeleServer {
   readonly bootId = randomBytes(8).toString('hex')
@@ -39,7 +44,9 @@ export class CudeleServer {
     readonly mon: Monitor,
     readonly mds: MetadataServer,
     readonly rpc: RpcServer,
-    sessionOptions: SessionOptions
+    sessionOptions: SessionOptions,
+    /** Background work that is failing: the MDS's, the store's and the server's own (merges of gone owners). */
+    readonly health: Health = new Health()
   ) {
     this.sessions = new SessionTable({ ended: (s, why) => this.sessionEnded(s, why) }, sessionOptions)
     this.subtrees = new SubtreeRegistry(mds, store, mon)
@@ -146,8 +153,22 @@ export class CudeleServer {
     this.log(why.startsWith('closed') ? 'info' : 'warn', `session ${s.id} (${s.name}) ended: ${why}`)
     // Another session of the same owner may still be open (a quick reconnect): then nothing changes.
     if (this.sessions.all().some(o => o.owner === s.owner)) return
-    this.subtrees.ownerGone(s.owner, (owner, root) => readStoredSegments(this.store, owner, root))
-      .catch((err: Error) => this.log('error', `subtrees of ${s.owner}: ${err.message}`))
+    this.ownerGone(s.owner)
+  }
+
+  /**
+   * What an owner that is gone leaves (its subtrees, as their durability
+   * says), retried with backoff until it is done: a stored journal that
+   * cannot be merged now is merged once the store lets it.
+   */
+  private ownerGone (owner: string): void {
+    retryInBackground(() => this.subtrees.ownerGone(owner, (o, root) => readStoredSegments(this.store, o, root)), {
+      health: this.health,
+      check: `cudele.owner.${owner}`,
+      backoff: new Backoff(OWNER_RETRY_FIRST_MS, OWNER_RETRY_MAX_MS),
+      // A client of that name came back: it takes its subtrees up itself.
+      stopped: () => this.closed || this.sessions.all().some(o => o.owner === owner)
+    })
   }
 
   /**
@@ -163,8 +184,7 @@ export class CudeleServer {
       for (const owner of owners) {
         if (this.closed || this.sessions.all().some(s => s.owner === owner)) continue
         this.log('warn', `client ${owner} did not come back within ${timeoutMs} ms of the restart`)
-        this.subtrees.ownerGone(owner, (o, root) => readStoredSegments(this.store, o, root))
-          .catch((err: Error) => this.log('error', `subtrees of ${owner}: ${err.message}`))
+        this.ownerGone(owner)
       }
     }, timeoutMs)
     this.ownersTimer.unref()

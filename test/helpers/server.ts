@@ -37,6 +37,8 @@ export function cudele (args: string, opts: { timeoutMs?: number } = {}): Promis
 export interface ServerOptions {
   /** Extra arguments for `cudele serve` (e.g. --session-timeout 1500). */
   args?: string[]
+  /** Where the store goes (default: a new directory). */
+  store?: string
 }
 
 export class ServerProc {
@@ -112,7 +114,7 @@ export class ServerProc {
 /** A fresh store served on a fresh unix socket. */
 export async function startServer (opts: ServerOptions = {}): Promise<ServerProc> {
   const root = tempRoot()
-  const srv = new ServerProc(root, path.join(root, 'store'), path.join(root, 'cudele.sock'), opts.args ?? [])
+  const srv = new ServerProc(root, opts.store ?? path.join(root, 'store'), path.join(root, 'cudele.sock'), opts.args ?? [])
   servers.add(srv)
   await srv.start()
   return srv
