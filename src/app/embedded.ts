@@ -6,6 +6,7 @@ import { Client, DEFAULT_CLIENT_OPTIONS } from '../client/client'
 import { EmbeddedBackend } from '../client/backend'
 import { DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter'
 import { FuseMount } from '../fuse/mount'
+import { Health } from '../common/health'
 import { DEFAULT_MDS_OPTIONS, type MetadataServer, openMds } from '../mds'
 import { openStore, type SqliteStore } from '../store'
 import { clientIdentity } from '../cudele/identity'
@@ -37,6 +38,9 @@ export interface Embedded {
 }
 
 export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
+  // Failing background work (trims, purges) is said in the mount's output as it fails and recovers.
+  const health = new Health()
+  health.onChange(c => console.error(`cudele: ${c.check}: ${c.state === 'ok' ? '' : c.state + ': '}${c.message}`))
   const store = await openStore(path.resolve(opts.store), {
     create: true,
     onHealth: ev => { if (ev.state !== 'ok') console.error(`cudele: store ${ev.state}: ${ev.message}`) }
@@ -52,6 +56,7 @@ export async function startEmbedded (opts: EmbeddedOptions): Promise<Embedded> {
       rootGid: process.getgid?.() ?? 0,
       mds: {
         ...DEFAULT_MDS_OPTIONS,
+        health,
         cache: {
           inodes: opts.cacheInodes ?? DEFAULT_MDS_OPTIONS.cache.inodes,
           dentries: opts.cacheDentries ?? DEFAULT_MDS_OPTIONS.cache.dentries
