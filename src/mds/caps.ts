@@ -20,6 +20,7 @@
 // ("best-effort", "lease=<ms>", "never").
 
 import { CAP_BUFFER, CAP_CACHE, type CapPolicy } from '../common/caps'
+import { invariant } from '../common/assert'
 import { fsError } from '../common/errors'
 import type { Ino } from '../common/types'
 
@@ -97,6 +98,9 @@ export class CapTable {
     }
     const caps = this.caps(ino)
     const now = this.nowMs()
+    // BUFFER is exclusive: whatever this session now holds conflicts with no other holder's grant.
+    invariant(![...caps.grants].some(([s, g]) => s !== session && g.expiresAtMs > now && conflicts(want, g.bits)),
+      () => `inode ${ino}: session ${session} gets bits ${want} while ${[...caps.grants].filter(([s]) => s !== session).map(([s, g]) => `${s}:${g.bits}`).join(', ')} hold conflicting ones`)
     const expiresAtMs = policy.kind === 'lease' ? now + policy.ms : Infinity
     const g = caps.grants.get(session)
     if (g) {

@@ -2,10 +2,11 @@
 // travel with it (inode allocator, stray set). Events are applied to it by
 // apply.ts; trims write its dirty parts to the store (trim.ts).
 
+import { invariant } from '../common/assert'
 import { fsError } from '../common/errors'
 import type { Inode } from './inode'
 import type { MetadataCache } from './cache'
-import type { Ino } from '../common/types'
+import { type Ino, ROOT_INO } from '../common/types'
 
 /** Hands out inode numbers; the high-water mark survives restarts (it is written at trim). */
 export class InoTable {
@@ -22,12 +23,14 @@ export class InoTable {
 
   alloc (): Ino {
     if (this.next >= this.limit) throw fsError('ENOSPC', this.limitReason || 'no inode numbers left')
+    invariant(Number.isSafeInteger(this.next) && this.next > ROOT_INO, () => `inode allocator at ${this.next}`)
     this.dirty = true
     return this.next++
   }
 
   /** Set aside `count` numbers (for a decoupled client); returns the first. */
   reserve (count: number): Ino {
+    invariant(Number.isSafeInteger(count) && count >= 0, () => `a reservation of ${count} inode numbers`)
     const first = this.next
     this.next += count
     this.dirty = true
@@ -162,6 +165,9 @@ export class ClaimTable {
   private changed = new Set<Ino>()
 
   set (c: Claim): void {
+    // Ranges of inode numbers handed to decoupled clients never overlap: a number is one client's to use.
+    invariant(c.count === 0 || ![...this.byRoot.values()].some(o => o.root !== c.root && o.count > 0 && o.inoStart < c.inoStart + c.count && c.inoStart < o.inoStart + o.count),
+      () => `the inode range ${c.inoStart}+${c.count} of subtree ${c.root} overlaps another claim's`)
     this.byRoot.set(c.root, c)
     this.changed.add(c.root)
   }

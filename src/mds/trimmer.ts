@@ -9,6 +9,7 @@
 // again) and is retried with backoff; the failure goes to the MDS's health
 // (and from there to the cluster log and `cudele status`), never nowhere.
 
+import { invariant } from '../common/assert'
 import { Backoff, type Health } from '../common/health'
 import { isDir } from '../common/types'
 import type { SafetyWatcher } from './index'
@@ -94,6 +95,7 @@ export class Trimmer {
     // upTo; a failure of that write is the journal's to report (at the next sync).
     if (journal.pendingEvents > 0) journal.submit([], false).catch(() => {})
     const upToSeq = journal.lastSubmittedSeq
+    invariant(upToSeq >= previousTrimmedSeq, () => `a trim up to journal object ${upToSeq}, below the ${previousTrimmedSeq} trimmed already`)
     if (cache.dirtyCount === 0 && upToSeq === previousTrimmedSeq && !ns.inotable.dirty && pending.pendingWrites === 0) return
     const snapshot = cache.takeDirty()
     const unstreamed = pending.take()
