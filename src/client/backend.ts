@@ -25,19 +25,37 @@ export interface CapListener {
   serverRestarted? (): void
 }
 
+/** How a backend asks the kernel to drop what it caches (the mount's notify; nothing without a mount). */
+export interface KernelInvalidator {
+  /** The name in parent changed behind the kernel's back. */
+  entry (parent: Ino, name: string): void
+  /** The inode's attributes and data changed behind the kernel's back. */
+  inode (ino: Ino): void
+}
+
 export interface ClientBackend extends MdsApi {
   /** Open a file for the given open(2) flags, with the capabilities that allows. */
   openFile (ino: Ino, flags: number): Promise<OpenResult>
   /** Ask (again) for capabilities on an open file, e.g. to renew a lease. */
   acquireCaps (ino: Ino, bits: number): Promise<{ caps: number, leaseMs: number }>
   setCapListener (l: CapListener): void
+  /** Be given a way to drop kernel cache entries (optional: for changes the backend makes itself). */
+  setInvalidator? (inv: KernelInvalidator): void
   /**
    * A file written through a handle was closed (optional). An error fails the
    * close (how a malformed policies.yml is refused with EINVAL); `rewrite`
    * replaces the file's whole contents through that handle first (a refused
    * policies.yml gets its previous contents back).
    */
-  closedAfterWrite? (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void>
+  closedAfterWrite? (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>, refused: boolean): Promise<void>
+  /**
+   * Does this file's content get checked as it is written (optional)? Then
+   * every write to it is shown to vetWrite first, with the whole content the
+   * write would leave: a write it refuses fails (so that a shell's
+   * `printf ... > policies.yml` reports the refusal; it ignores close errors).
+   */
+  vetsWrites? (ino: Ino): boolean
+  vetWrite? (ino: Ino, content: Buffer): void
   /**
    * local_persist for strong subtrees (optional: a client of a server has
    * it): the changes fn sends are also kept in the client's local request

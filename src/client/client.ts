@@ -42,6 +42,8 @@ interface Handle {
   atimeDue: boolean
   /** The writer (pid) for whom the setgid bit was last checked (killpriv.ts). */
   sgidCheckedFor: number
+  /** A write through this handle was refused by the backend's vetting (the close then refuses too). */
+  refused: boolean
 }
 
 /** Which accesses move atime (the mount's noatime / nodiratime turn them off). */
@@ -62,11 +64,14 @@ export class Client {
 
   /** Drop what the kernel caches of an inode (set by the FUSE adapter). */
   onInvalidate: ((ino: Ino) => void) | null = null
+  /** Drop the kernel's entry for a name in a directory (set by the FUSE adapter). */
+  onInvalidateEntry: ((parent: Ino, name: string) => void) | null = null
   /** relatime by default; a mount with noatime or nodiratime turns updates off. */
   atime: AtimeUpdates = { files: true, dirs: true }
 
   constructor (readonly backend: ClientBackend, private readonly options: ClientOptions = DEFAULT_CLIENT_OPTIONS) {
     backend.setCapListener({ revoke: (ino, bits) => this.revoke(ino, bits) })
+    backend.setInvalidator?.({ entry: (parent, name) => this.onInvalidateEntry?.(parent, name), inode: ino => this.onInvalidate?.(ino) })
     this.sweepTimer = setInterval(() => this.flushOld(), Math.max(50, options.flushAgeMs / 2))
     this.sweepTimer.unref()
   }
@@ -279,7 +284,7 @@ export class Client {
     const fh = this.nextFh++
     const readable = (flags & O_ACCMODE) !== O_WRONLY
     const atimeDue = file !== null && readable && this.atime.files && relatimeDue(attr, now())
-    this.handles.set(fh, { ino: attr.ino, flags, file, wrote: false, atimeDue, sgidCheckedFor: 0 })
+    this.handles.set(fh, { ino: attr.ino, flags, file, wrote: false, atimeDue, sgidCheckedFor: 0, refused: false })
     return fh
   }
 
@@ -437,6 +442,7 @@ export class Client {
     if (mayDropSgid(f.mode, f.gid, caller) && h.sgidCheckedFor !== caller.pid) await this.dropSgidForWrite(h, f, caller)
     if (offset + data.length > Number.MAX_SAFE_INTEGER) throw fsError('EFBIG', 'write past the largest file size')
     if (this.inflightBytes > this.options.inflightLimitBytes) await this.waitForRoom()
+    if (this.backend.vetsWrites?.(h.ino)) await this.vet(h, f, offset, data)
     const before = f.dirtyBytes
     h.wrote = true
     const flushNow = f.write(offset, data, now(), performance.now())
@@ -451,6 +457,20 @@ export class Client {
     if (flushNow) this.flushFile(f).catch(() => {})
     if (this.dirtyBytes > this.options.dirtyLimitBytes) this.flushAll()
     return data.length
+  }
+
+  /** Show the backend the content a write would leave; a refusal fails the write and, later, the close. */
+  private async vet (h: Handle, f: FileData, offset: number, data: Buffer): Promise<void> {
+    const end = Math.max(f.size, offset + data.length)
+    const content = Buffer.alloc(end)
+    content.set(await this.readHandle(h, 0, f.size), 0)
+    content.set(data, offset)
+    try {
+      this.backend.vetWrite?.(h.ino, content)
+    } catch (err) {
+      h.refused = true
+      throw err
+    }
   }
 
   private waitForRoom (): Promise<void> {
@@ -511,8 +531,10 @@ export class Client {
     if (!h.file) return
     this.flushFile(h.file).catch(() => {})
     this.takeError(h.file)
-    if (h.wrote && this.backend.closedAfterWrite) {
+    if ((h.wrote || h.refused) && this.backend.closedAfterWrite) {
+      const refused = h.refused
       h.wrote = false
+      h.refused = false
       const f = h.file
       await this.backend.closedAfterWrite(h.ino, async () => {
         await Promise.allSettled(f.inflight.map(r => r.done))
@@ -523,7 +545,7 @@ export class Client {
         await this.flushFile(f)
         this.takeError(f)
         h.wrote = false
-      })
+      }, refused)
     }
   }
 

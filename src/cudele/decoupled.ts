@@ -75,7 +75,12 @@ export class DecoupledSubtree {
         if (read.header.root === grant.root && read.header.owner === grant.owner) leftover = read.segments
       } catch {}
     }
-    if (global) leftover = (await service.storedSegments(grant.root, grant.owner)).map(([seq, bytes]) => ({ seq, bytes }))
+    if (global) {
+      // Kept in both places (local_persist||global_persist): what either holds, once.
+      const bySeq = new Map(leftover.map(s => [s.seq, s]))
+      for (const [seq, bytes] of await service.storedSegments(grant.root, grant.owner)) if (!bySeq.has(seq)) bySeq.set(seq, { seq, bytes })
+      leftover = [...bySeq.values()]
+    }
     leftover = leftover.filter(s => s.seq > grant.mergedSeq).sort((a, b) => a.seq - b.seq)
     const lastSeq = Math.max(grant.mergedSeq, ...leftover.map(s => s.seq), 0)
 

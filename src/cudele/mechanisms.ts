@@ -4,7 +4,9 @@
 // Table I (strong/weak/invisible, global/local/none) or an explicit
 // composition of mechanisms: `a+b` runs a then b (a sequence), `a||b` runs
 // them side by side (parallel); `||` binds tighter than `+`, and parentheses
-// group. For example `append_client_journal+local_persist||global_persist`.
+// group. For example `append_client_journal+(local_persist||global_persist)`.
+// Mechanisms may be spelled as the paper does: `Append Client Journal`,
+// `RPCs`, `local-persist`.
 
 import { fsError } from '../common/errors'
 
@@ -47,7 +49,8 @@ const COMPOSITION_MAX_CHARS = 512
 export function parseComposition (text: string): Composition {
   if (text.length > COMPOSITION_MAX_CHARS) throw fsError('EINVAL', `composition is ${text.length} characters; the limit is ${COMPOSITION_MAX_CHARS}`)
   const tokens: Array<{ t: string, col: number }> = []
-  const re = /\s*(\|\||\+|\(|\)|[A-Za-z_][A-Za-z0-9_]*|\S)/gy
+  // A mechanism is one word, or several joined by spaces or dashes (the paper's spelling).
+  const re = /\s*(\|\||\+|\(|\)|[A-Za-z_][A-Za-z0-9_]*(?:[ \t-]+[A-Za-z_][A-Za-z0-9_]*)*|\S)/gy
   let m: RegExpExecArray | null
   while ((m = re.exec(text)) !== null) {
     if (m[1] === undefined) break
@@ -101,6 +104,14 @@ export function parseComposition (text: string): Composition {
 export function normalizeMechanism (word: string): Mechanism | null {
   const w = word.trim().toLowerCase().replace(/[\s-]+/g, '_')
   return (MECHANISMS as readonly string[]).includes(w) ? w as Mechanism : null
+}
+
+/** The part of a composition made of the mechanisms in keep, with its structure (null: none of them). */
+export function projectComposition (c: Composition, keep: ReadonlySet<Mechanism>): Composition | null {
+  if (c.kind === 'mechanism') return keep.has(c.name) ? c : null
+  const parts = c.parts.map(p => projectComposition(p, keep)).filter((p): p is Composition => p !== null)
+  if (parts.length === 0) return null
+  return parts.length === 1 ? parts[0] : { kind: c.kind, parts }
 }
 
 /** Every mechanism a composition uses, in order of first appearance. */

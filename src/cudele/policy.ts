@@ -21,7 +21,7 @@ import { LineCounter, parseDocument, isMap, isScalar, type Node as YamlNode } fr
 import { FsError } from '../common/errors'
 import {
   type Composition, CONSISTENCY_MECHANISMS, DURABILITY_MECHANISMS, formatComposition, type Mechanism, mechanismsOf,
-  parseComposition, runsBefore
+  parseComposition, projectComposition, runsBefore
 } from './mechanisms'
 
 export type ConsistencyCell = 'invisible' | 'weak' | 'strong'
@@ -115,7 +115,6 @@ function durabilityProblem (d: Composition | null, consistency: Composition): st
   const rpcs = cs.includes('rpcs')
   const applies = cs.includes('volatile_apply') || cs.includes('nonvolatile_apply')
   if (ms.includes('stream') && ms.includes('local_persist')) return 'stream and local_persist: stream (global) is already stronger than local, at more cost'
-  if (ms.includes('global_persist') && ms.includes('local_persist')) return 'global_persist and local_persist: global is already stronger than local, at more cost'
   if (ms.includes('stream') && ms.includes('global_persist')) return 'stream and global_persist both make updates global: choose one'
   if (ms.includes('stream') && !rpcs && !applies) return 'stream journals updates at the MDS, but with this consistency they never reach it (add an apply, or use global_persist)'
   if (ms.includes('global_persist') && rpcs) return 'global_persist pushes a client journal, but with rpcs there is none: use stream'
@@ -165,6 +164,8 @@ export function parsePolicy (text: string, file = 'policies.yml'): ParsedPolicy 
 
   // consistency
   let consistency: Composition = parseComposition('rpcs')
+  /** Durability mechanisms written into consistency: a whole cell, as Table I spells it. */
+  let cellDurability: Composition | null = null
   if (raw.consistency) {
     const v = raw.consistency.value
     if (typeof v !== 'string' || v.trim() === '') fail('consistency', 'expected invisible, weak, strong or a composition of mechanisms')
@@ -175,6 +176,13 @@ export function parsePolicy (text: string, file = 'policies.yml'): ParsedPolicy 
     } catch (err) {
       fail('consistency', (err as FsError).message.replace(/^EINVAL: /, ''))
     }
+    // `append_client_journal+local_persist+volatile_apply` names a whole cell of
+    // Table I: its durability mechanisms are the durability.
+    cellDurability = projectComposition(consistency, DURABILITY_MECHANISMS)
+    if (cellDurability !== null) {
+      if (raw.durability) fail('consistency', `${mechanismsOf(cellDurability).join(', ')} ${mechanismsOf(cellDurability).length > 1 ? 'are durability mechanisms' : 'is a durability mechanism'}, and durability is set too: name them in one place`)
+      consistency = projectComposition(consistency, CONSISTENCY_MECHANISMS) ?? fail('consistency', 'updates need a path: rpcs or append_client_journal')
+    }
     const problem = consistencyProblem(consistency)
     if (problem) fail('consistency', problem)
   }
@@ -182,7 +190,7 @@ export function parsePolicy (text: string, file = 'policies.yml'): ParsedPolicy 
   const decoupled = cMechs.includes('append_client_journal')
 
   // durability
-  let durability: Composition | null = parseComposition(decoupled ? 'global_persist' : 'stream')
+  let durability: Composition | null = cellDurability ?? parseComposition(decoupled ? 'global_persist' : 'stream')
   if (raw.durability) {
     const v = raw.durability.value
     if (typeof v !== 'string' || v.trim() === '') fail('durability', 'expected none, local, global or a composition of mechanisms')
@@ -200,7 +208,7 @@ export function parsePolicy (text: string, file = 'policies.yml'): ParsedPolicy 
     }
   }
   const dProblem = durabilityProblem(durability, consistency)
-  if (dProblem) fail('durability', dProblem)
+  if (dProblem) fail(cellDurability !== null ? 'consistency' : 'durability', dProblem)
   const dMechs = durability ? mechanismsOf(durability) : []
 
   // allocated_inodes
@@ -225,6 +233,9 @@ export function parsePolicy (text: string, file = 'policies.yml'): ParsedPolicy 
   let syncIntervalMs = 0
   if (raw.sync_interval) syncIntervalMs = parseDuration(raw.sync_interval.value, (why) => fail('sync_interval', why))
   if (syncIntervalMs > 0 && !decoupled) fail('sync_interval', 'only decoupled subtrees (append_client_journal) merge; with rpcs every update is already visible')
+  if (syncIntervalMs > 0 && !cMechs.includes('volatile_apply') && !cMechs.includes('nonvolatile_apply')) {
+    fail('sync_interval', 'an invisible subtree merges only when asked (cudele merge); merging it every interval is weak consistency: use consistency: weak')
+  }
 
   const consistencyCell: ConsistencyCell = !decoupled ? 'strong' : (cMechs.includes('volatile_apply') || cMechs.includes('nonvolatile_apply')) ? 'weak' : 'invisible'
   const durabilityCell: DurabilityCell = dMechs.includes('stream') || dMechs.includes('global_persist') ? 'global' : dMechs.includes('local_persist') ? 'local' : 'none'
@@ -308,10 +319,13 @@ export function policyMeaning (p: Policy, localIsStore = false): string {
   const merged = p.consistency === 'weak'
     ? `changes go to the client's own journal (no round trip) and are merged into the global namespace ${p.syncIntervalMs > 0 ? `every ${p.syncIntervalMs % 1000 === 0 ? `${p.syncIntervalMs / 1000} s` : `${p.syncIntervalMs} ms`}, ` : ''}on cudele sync and on unmount; other clients see them after the merge`
     : 'changes go to the client\'s own journal (no round trip) and are merged only on cudele merge; other clients never see them before'
-  const kept = p.durability === 'global'
-    ? 'the journal is pushed into the object store: if the client never comes back, the server merges it'
-    : p.durability === 'local'
-      ? 'the journal is kept in a local file: what the client fsync\'d comes back when it mounts again'
-      : 'the journal is kept nowhere: a crash of the client loses what it has not merged'
+  const both = p.mechanisms.includes('local_persist') && p.mechanisms.includes('global_persist')
+  const kept = both
+    ? 'the journal is kept in a local file and pushed into the object store: what the client fsync\'d comes back when it mounts again, and if it never comes back, the server merges it'
+    : p.durability === 'global'
+      ? 'the journal is pushed into the object store: if the client never comes back, the server merges it'
+      : p.durability === 'local'
+        ? 'the journal is kept in a local file: what the client fsync\'d comes back when it mounts again'
+        : 'the journal is kept nowhere: a crash of the client loses what it has not merged'
   return `${merged}; ${kept}`
 }

@@ -6,9 +6,9 @@
 
 import { dataObject } from '../common/layout'
 import type { Ino } from '../common/types'
-import type { ClientBackend } from '../client/backend'
+import type { ClientBackend, KernelInvalidator } from '../client/backend'
 import { POLICY_FILE, type SeenNames } from './names'
-import { POLICY_FILE_MAX_BYTES } from './policy'
+import { parsePolicy, POLICY_FILE_MAX_BYTES } from './policy'
 
 /** policies.yml files tracked at once before the tables start over. */
 const TRACKED_MAX = 1000
@@ -21,6 +21,10 @@ export class PolicyFiles {
   private readonly writes = new Map<Ino, { before: Buffer | null, opens: number }>()
   /** policies.yml files this client created and has not opened yet. */
   private readonly createdHere = new Set<Ino>()
+  /** The kernel of this client's mount, told when a refused file goes behind its back. */
+  kernel: KernelInvalidator | null = null
+  /** What a refused write would have made of a file: offered at close, so the refusal takes the usual path (and reaches the cluster log). */
+  private readonly refusedContent = new Map<Ino, Buffer>()
 
   constructor (
     private readonly base: ClientBackend,
@@ -62,12 +66,39 @@ export class PolicyFiles {
     if (w && --w.opens === 0) this.writes.delete(ino)
   }
 
+  /** Is ino a policies.yml (whose writes are vetted)? */
+  isPolicyFile (ino: Ino): boolean {
+    return this.names.policyFileDir(ino) !== undefined
+  }
+
+  /**
+   * A write to a policies.yml would leave this content: refused (EINVAL,
+   * with the file, line and field) when it ends a line and is no valid
+   * policy. A write that stops mid-line is let through: a writer that writes
+   * in pieces is checked once its lines are whole, and at close.
+   */
+  vet (ino: Ino, content: Buffer): void {
+    const dir = this.names.policyFileDir(ino)
+    if (dir === undefined || content.length === 0 || content[content.length - 1] !== 0x0a) return
+    const path = this.names.pathOf(dir)
+    try {
+      parsePolicy(content.toString('utf8'), `${path.replace(/\/$/, '')}/${POLICY_FILE}`)
+    } catch (err) {
+      if (this.refusedContent.size > TRACKED_MAX) this.refusedContent.clear()
+      this.refusedContent.set(ino, content)
+      throw err
+    }
+  }
+
   /** A file written through a handle was closed: a policies.yml is checked and set, or refused. */
-  async closedAfterWrite (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void> {
+  async closedAfterWrite (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>, refused: boolean): Promise<void> {
     const dir = this.names.policyFileDir(ino)
     if (dir === undefined) return
-    const bytes = await content()
     const path = this.names.pathOf(dir)
+    // After a refused write the file does not hold what was meant: that is what is checked (and refused again, where it is said).
+    const meant = refused ? this.refusedContent.get(ino) : undefined
+    this.refusedContent.delete(ino)
+    const bytes = meant ?? await content()
     try {
       await this.apply(dir, bytes.toString('utf8'), path)
     } catch (err) {
@@ -87,6 +118,10 @@ export class PolicyFiles {
     if (w.before !== null) return await rewrite(w.before)
     // Created for the refused policy: it goes (if the name still means this file).
     const now = await this.base.lookupOrNull(dir, POLICY_FILE)
-    if (now?.ino === ino) await this.base.unlink(dir, POLICY_FILE)
+    if (now?.ino !== ino) return
+    await this.base.unlink(dir, POLICY_FILE)
+    // The kernel still has the name (an embedded mount lets it keep entries):
+    // without this, the next create of policies.yml opens the removed file (ENOENT).
+    this.kernel?.entry(dir, POLICY_FILE)
   }
 }

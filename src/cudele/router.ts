@@ -23,7 +23,7 @@ import { CAP_BUFFER, CAP_CACHE } from '../common/caps'
 import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../common/types'
 import type { MetadataServer } from '../mds'
 import type { ObjectWrite } from '../store/types'
-import type { CapListener, ClientBackend, OpenResult } from '../client/backend'
+import type { CapListener, ClientBackend, KernelInvalidator, OpenResult } from '../client/backend'
 import * as fs from 'fs'
 import * as path from 'path'
 import { DecoupledSubtree, type DecoupledOptions } from './decoupled'
@@ -206,8 +206,16 @@ export class CudeleBackend implements ClientBackend {
     return this.names.pathOf(dir)
   }
 
-  closedAfterWrite (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>): Promise<void> {
-    return this.policyFiles.closedAfterWrite(ino, content, rewrite)
+  closedAfterWrite (ino: Ino, content: () => Promise<Buffer>, rewrite: (data: Buffer) => Promise<void>, refused: boolean): Promise<void> {
+    return this.policyFiles.closedAfterWrite(ino, content, rewrite, refused)
+  }
+
+  vetsWrites (ino: Ino): boolean {
+    return this.policyFiles.isPolicyFile(ino)
+  }
+
+  vetWrite (ino: Ino, content: Buffer): void {
+    this.policyFiles.vet(ino, content)
   }
 
   /**
@@ -420,6 +428,11 @@ export class CudeleBackend implements ClientBackend {
   }
 
   setCapListener (l: CapListener): void { this.base.setCapListener(l) }
+
+  setInvalidator (inv: KernelInvalidator): void {
+    this.policyFiles.kernel = inv
+    this.base.setInvalidator?.(inv)
+  }
 
   async open (ino: Ino): Promise<Attr> { return (await this.openFile(ino, 0)).attr }
 

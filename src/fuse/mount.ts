@@ -73,6 +73,7 @@ export class FuseMount {
     const session = binding.mount(mountpoint, { options, maxWrite: cfg.maxWrite ?? 1024 * 1024 }, adapter.handlers, attr)
     adapter.session = session
     client.onInvalidate = ino => session.notifyInvalInode(ino, 0, 0)
+    client.onInvalidateEntry = (parent, name) => session.notifyInvalEntry(parent, name)
     const m = new FuseMount(mountpoint, session, adapter)
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {

@@ -79,3 +79,18 @@ os.close(fd)
   assert.equal((await policyOf(m, 'w')).owner, null)
   assert.equal(await m.stop(), 0, m.log)
 })
+
+test('embedded: a refused policies.yml goes, and one can be written again at once (the kernel forgets the removed name); the shell hears of the refusal', { timeout: 60000 }, async () => {
+  m = await mountCudele()
+  await m.shOk('mkdir -p again')
+  const bad = await m.sh(`bash -c 'printf "consistency: sideways\\n" > again/policies.yml'`)
+  assert.notEqual(bad.code, 0)
+  assert.match(bad.stderr, /write error: Invalid argument/)
+  assert.equal((await m.sh('test -e again/policies.yml')).code, 1, 'the file made for the refused policy is gone')
+  // At once, with no stat in between: the kernel must not still hold the removed file's entry.
+  await m.shOk(`bash -c 'printf "consistency: weak\\ndurability: local\\n" > again/policies.yml'`)
+  assert.equal(await m.shOk('cat again/policies.yml'), 'consistency: weak\ndurability: local\n')
+  assert.equal((await policyOf(m, 'again')).consistency, 'weak')
+  await m.stop()
+  m = null
+})

@@ -104,7 +104,7 @@ const INVALID: Array<[string, string, RegExp]> = [
   ['sync_interval with strong', 'consistency: strong\nsync_interval: 1s\n', /\/bad\/policies\.yml:2: sync_interval: only decoupled subtrees/]
 ]
 
-test('invalid policies: close() fails with EINVAL (cp says so), the reason with file, line and field is in cudele log and the mount\'s output, the previous policy and policies.yml stay', { timeout: 90000 }, async () => {
+test('invalid policies: the write that makes the file invalid fails with EINVAL and so does close() (cp and a shell say so), the reason with file, line and field is in cudele log and the mount\'s output, the previous policy and policies.yml stay', { timeout: 90000 }, async () => {
   const good = 'consistency: invisible\ndurability: local\nallocated_inodes: 77\n'
   await setPolicy(a, 'bad', good)
   const before = await policyOf(b, 'bad')
@@ -112,7 +112,7 @@ test('invalid policies: close() fails with EINVAL (cp says so), the reason with 
   for (const [what, yaml, reason] of INVALID) {
     const r = await writePolicy(a, 'bad', yaml)
     assert.notEqual(r.code, 0, what)
-    assert.match(r.stderr, /failed to close '.*bad\/policies\.yml': Invalid argument/, what)
+    assert.match(r.stderr, /error writing '.*bad\/policies\.yml': Invalid argument/, what)
     assert.match(await log(), new RegExp(`WARN +mds\\.0: policy for /bad refused: EINVAL: .*${reason.source}`), what)
     assert.match(a.log, new RegExp(`cudele: /bad/policies\\.yml refused: .*${reason.source}`), what)
     assert.deepEqual(await policyOf(b, 'bad'), before, what)
@@ -120,17 +120,25 @@ test('invalid policies: close() fails with EINVAL (cp says so), the reason with 
     assert.equal(await a.shOk('cat bad/policies.yml'), good, what)
     assert.equal(await b.shOk('cat bad/policies.yml'), good, what)
   }
-  // Appending a bad line to the good file: the good file stays as it was.
+  // Appending a bad line to the good file: the write and the close fail, the good file stays as it was.
   const appended = await py(b, `
 import errno, os
 fd = os.open('bad/policies.yml', os.O_WRONLY | os.O_APPEND)
-os.write(fd, b'sync_interval: soon\\n')
+try:
+    os.write(fd, b'sync_interval: soon\\n')
+except OSError as e:
+    print('write', errno.errorcode[e.errno])
 try:
     os.close(fd)
 except OSError as e:
-    print(errno.errorcode[e.errno])
+    print('close', errno.errorcode[e.errno])
 `)
-  assert.equal(appended.stdout, 'EINVAL\n', appended.stderr)
+  assert.equal(appended.stdout, 'write EINVAL\nclose EINVAL\n', appended.stderr)
+  // A shell's redirection ignores errors of close(): the write's error is what it reports.
+  const shell = await b.sh(`bash -c 'printf "consistency: sideways\\n" > bad/policies.yml'`)
+  assert.notEqual(shell.code, 0)
+  assert.match(shell.stderr, /write error: Invalid argument/)
+  assert.equal(await a.shOk('cat bad/policies.yml'), good)
   assert.equal(await a.shOk('cat bad/policies.yml'), good)
   // A refused policies.yml that did not exist before is not left behind.
   await a.shOk('mkdir -p bad-new')
@@ -138,18 +146,22 @@ except OSError as e:
   assert.notEqual(fresh.code, 0)
   assert.equal(await b.shOk('ls -A bad-new | wc -l'), '0\n')
   assert.equal((await policyOf(a, 'bad-new')).version, 0)
-  // Python sees the EINVAL from close() too.
+  // A writer that writes in pieces is checked once its lines are whole, and at close.
   const r = await py(b, `
 import os, errno
 fd = os.open('bad/policies.yml', os.O_WRONLY | os.O_TRUNC)
-os.write(fd, b'consistency: sideways\\n')
+os.write(fd, b'consistency: side')
+try:
+    os.write(fd, b'ways\\n')
+except OSError as e:
+    print('write', errno.errorcode[e.errno])
 try:
     os.close(fd)
     print('closed')
 except OSError as e:
-    print(errno.errorcode[e.errno])
+    print('close', errno.errorcode[e.errno])
 `)
-  assert.equal(r.stdout.trim(), 'EINVAL', r.stderr)
+  assert.equal(r.stdout, 'write EINVAL\nclose EINVAL\n', r.stderr)
   assert.deepEqual(await policyOf(a, 'bad'), before)
 
   // cudele policy set checks the file itself first, and names it.

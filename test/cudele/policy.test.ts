@@ -6,7 +6,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { test } from 'node:test'
 import { parseComposition, formatComposition } from '../../src/cudele/mechanisms'
-import { DEFAULT_POLICY, parsePolicy, PolicyError } from '../../src/cudele/policy'
+import { DEFAULT_POLICY, parsePolicy, PolicyError, policyMeaning } from '../../src/cudele/policy'
 
 const TABLE_I: Array<[string, string, string, string]> = [
   // consistency, durability, expected consistency expr, expected durability expr
@@ -79,9 +79,36 @@ test('compositions that make no sense are refused with the reason', () => {
   refused('consistency: append_client_journal+volatile_apply||nonvolatile_apply\n', 'consistency', 1, /choose one/)
   refused('consistency: rpcs\ndurability: global_persist\n', 'durability', 2, /use stream/)
   refused('consistency: invisible\ndurability: stream\n', 'durability', 2, /never reach it/)
-  refused('consistency: append_client_journal+stream\n', 'consistency', 1, /durability mechanism/)
+  refused('consistency: append_client_journal+stream\n', 'consistency', 1, /never reach it/)
+  refused('consistency: append_client_journal+local_persist\ndurability: global\n', 'consistency', 1, /durability is set too/)
+  refused('consistency: invisible\nsync_interval: 5s\n', 'sync_interval', 2, /use consistency: weak/)
   refused('consistency: rpcs\ndurability: rpcs\n', 'durability', 2, /consistency mechanism/)
   refused('consistency: rpcs\nsync_interval: 5s\n', 'sync_interval', 2, /only decoupled/)
+})
+
+test('Table I as the paper spells it: one composition per cell, consistency and durability mechanisms together', () => {
+  const cells: Array<[string, string, string]> = [
+    ['append client journal + local persist', 'invisible', 'local'],
+    ['append client journal + global persist', 'invisible', 'global'],
+    ['Append Client Journal + Local Persist + Volatile Apply', 'weak', 'local'],
+    ['append-client-journal + global-persist + volatile-apply', 'weak', 'global'],
+    ['RPCs + local persist', 'strong', 'local'],
+    ['RPCs + stream', 'strong', 'global']
+  ]
+  for (const [expr, c, d] of cells) {
+    const { policy } = parsePolicy(`consistency: ${expr}\n`)
+    assert.equal(`${policy.consistency}/${policy.durability}`, `${c}/${d}`, expr)
+  }
+  // The cells of durability none name no durability mechanism: they say so with durability: none (the default is global).
+  assert.equal(parsePolicy('consistency: Append Client Journal + Volatile Apply\ndurability: none\n').policy.durability, 'none')
+  // Mechanisms run side by side: the client journal kept locally and pushed to the store at once.
+  const both = parsePolicy('consistency: append_client_journal + (local_persist || global_persist) + volatile_apply\n').policy
+  assert.equal(both.consistencyExpr, 'append_client_journal+volatile_apply')
+  assert.equal(both.durabilityExpr, 'local_persist||global_persist')
+  assert.equal(both.durability, 'global')
+  assert.ok(both.mechanisms.includes('local_persist') && both.mechanisms.includes('global_persist'))
+  assert.match(policyMeaning(both), /local file and pushed into the object store/)
+  assert.equal(parsePolicy('consistency: weak\ndurability: local_persist||global_persist\n').policy.durabilityExpr, 'local_persist||global_persist')
 })
 
 test('malformed input names file, line and field', () => {

@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { after, before, test } from 'node:test'
 import { cleanupServers, type ClientMount, mountClient, type ServerProc, startServer } from '../helpers/server'
 import {
-  mergeDir, policyOf, pyOk, setPolicy, syncDir, syncOk, tree, treeOrNull, until, useStateHome, type View, viewOf, writeFiles
+  mergeDir, policyOf, pyOk, setPolicy, syncDir, syncOk, tree, treeOrNull, until, useStateHome, type View, viewOf, writeFiles, writePolicy
 } from '../helpers/cudele'
 
 const state = useStateHome()
@@ -159,8 +159,14 @@ test('weak: unmounting the owner merges its updates', { timeout: 60000 }, async 
   assert.notEqual(p.owner, owner)
 })
 
-test('invisible: never merged by sync_interval; `cudele sync` refuses with a clear error; `cudele merge` merges', { timeout: 60000 }, async () => {
-  await setPolicy(b, 'inv', 'consistency: invisible\ndurability: local\nsync_interval: 500ms\n')
+test('invisible: sync_interval is refused, nothing merges by itself; `cudele sync` refuses with a clear error; `cudele merge` merges', { timeout: 60000 }, async () => {
+  // Merging every interval is what weak consistency does: refused at the write, the policy file stays as it was.
+  await b.shOk('mkdir -p inv')
+  const bad = await writePolicy(b, 'inv', 'consistency: invisible\ndurability: local\nsync_interval: 500ms\n')
+  assert.notEqual(bad.code, 0)
+  assert.match(bad.stderr, /Invalid argument/)
+  assert.equal(await b.sh('test -e inv/policies.yml').then(r => r.code), 1, 'a refused new policies.yml goes')
+  await setPolicy(b, 'inv', 'consistency: invisible\ndurability: local\n')
   const files = { 'r/s': 'invisible data', t: 'tee' }
   await writeFiles(a, Object.fromEntries(Object.entries(files).map(([k, v]) => [`inv/${k}`, v])))
   const onA = await tree(a, 'inv')
