@@ -69,18 +69,19 @@ function dirOf (ns: Namespace, ino: Ino): Inode | null {
 }
 
 /**
- * The dentry a create or link replaces, if any. An empty directory (its inode
- * counts its entries exactly; rmdir's ENOTEMPTY relies on that too) has none
- * to find: it is marked complete instead of asking the store, so a merge that
- * fills a directory whose cached state was evicted meanwhile does not read
- * the store, and remember a negative entry, for every name it creates.
+ * The inode a create or link finds under its name, if any (0: none). An
+ * empty directory (its inode counts its entries exactly; rmdir's ENOTEMPTY
+ * relies on that too) has none to find: it is marked complete instead of
+ * asking the store, so a merge that fills a directory whose cached state was
+ * evicted meanwhile does not read the store, and remember a negative entry,
+ * for every name it creates.
  */
-function replacedEntry (ns: Namespace, parent: Inode, name: string): boolean {
+function entryIno (ns: Namespace, parent: Inode, name: string): Ino {
   if (parent.nentries === 0) {
     ns.cache.markComplete(parent.ino)
-    return false
+    return 0
   }
-  return ns.cache.getDentry(parent.ino, name) !== null
+  return ns.cache.getDentry(parent.ino, name)?.ino ?? 0
 }
 
 function touchDir (ns: Namespace, dir: Inode, time: Timespec): void {
@@ -92,7 +93,12 @@ function touchDir (ns: Namespace, dir: Inode, time: Timespec): void {
 function applyMknod (ns: Namespace, ev: MknodEvent): boolean {
   const parent = dirOf(ns, ev.parent)
   if (!parent) return false
-  if (replacedEntry(ns, parent, ev.name)) removeEntry(ns, ev.parent, ev.name, ev.time)
+  const found = entryIno(ns, parent, ev.name)
+  // The same create applied again (a client journal applied with the journal
+  // tool, then merged by its owner): the inode is there already, with its
+  // links, entries and data.
+  if (found === ev.ino) return true
+  if (found !== 0) removeEntry(ns, ev.parent, ev.name, ev.time)
   const dir = isDir(ev.mode)
   const inode: Inode = {
     ino: ev.ino,
@@ -112,6 +118,9 @@ function applyMknod (ns: Namespace, ev: MknodEvent): boolean {
     blocks: 0
   }
   ns.cache.dirtyInode(inode)
+  // A create applied again after its file was removed brings it back: it is
+  // no stray waiting for purge any more.
+  ns.strays.remove(ev.ino)
   ns.cache.setDentry(ev.parent, ev.name, ev.ino, ev.mode & S_IFMT)
   if (dir) {
     ns.cache.markComplete(ev.ino)
@@ -128,7 +137,10 @@ function applyLink (ns: Namespace, ev: LinkEvent): boolean {
   const parent = dirOf(ns, ev.parent)
   const inode = ns.cache.getInode(ev.ino)
   if (!parent || !inode || isDir(inode.mode)) return false
-  if (replacedEntry(ns, parent, ev.name)) removeEntry(ns, ev.parent, ev.name, ev.time)
+  const found = entryIno(ns, parent, ev.name)
+  // The same link applied again: the name is there already.
+  if (found === ev.ino) return true
+  if (found !== 0) removeEntry(ns, ev.parent, ev.name, ev.time)
   if (inode.nlink === 0) ns.strays.remove(inode.ino)
   inode.nlink++
   inode.ctime = ev.time
