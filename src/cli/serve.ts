@@ -20,7 +20,11 @@ export async function serveCommand (opts: ServeOptions): Promise<number> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
-  const address = await server.ready
+  const address = await server.ready.catch((err: Error & { code?: string }) => {
+    // The RPC layer does not know this command's options: name the one that allows it.
+    if (err.code === 'EACCES' && /not a loopback address/.test(err.message)) err.message += ' (cudele serve --allow-remote)'
+    throw err
+  })
   console.log(`cudele: serving ${path.resolve(opts.store)} at ${address} (pid ${process.pid})`)
   if (process.send) process.send({ ready: true })
   await server.ended

@@ -3,8 +3,9 @@
 import { connect } from '../rpc'
 import type { StatusReport } from '../server/admin'
 
+/** A time in UTC, said so (the Z): logs from machines in other time zones line up. */
 function time (ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
+  return new Date(ms).toISOString().replace('T', ' ')
 }
 
 function logLine (e: { seq: number, timeMs: number, level: string, who: string, message: string }): string {

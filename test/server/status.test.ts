@@ -13,7 +13,7 @@ let m: ClientMount
 let lib: Running
 
 /** A cluster log line as `cudele log` prints it. */
-const LOG_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (INFO |WARN |ERROR|DEBUG) [\w.]+: .+$/
+const LOG_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z (INFO |WARN |ERROR|DEBUG) [\w.]+: .+$/
 
 before(async () => {
   srv = await startServer()
@@ -157,4 +157,10 @@ test('log --follow prints a new entry when a client connects, and when it leaves
     follow.child.kill('SIGINT')
     assert.equal(await follow.exit(5000), 0)
   }
+})
+
+test('serve on a non-loopback address is refused, naming the option that allows it', { timeout: 30000 }, async () => {
+  const r = await cudele(`serve --store "${srv.root}/other-store" --listen tcp:0.0.0.0:0`)
+  assert.notEqual(r.code, 0)
+  assert.match(r.stderr, /not a loopback address.*--allow-remote/)
 })
