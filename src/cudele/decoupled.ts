@@ -38,8 +38,8 @@ export class DecoupledSubtree {
   private persistFailure: Error | null = null
   private merging: Promise<void> | null = null
   private syncTimer: NodeJS.Timeout | null = null
-  /** Inodes of the subtree when it was claimed (the rest are in the claimed range). */
-  private readonly snapshotInos: Set<Ino>
+  /** Inodes of the subtree when it was claimed or last refreshed (the rest are in the claimed range). */
+  private snapshotInos: Set<Ino>
   readonly inoEnd: Ino
   readonly stats = { merges: 0, mergedEvents: 0, segments: 0, journalBytes: 0 }
 
@@ -50,7 +50,7 @@ export class DecoupledSubtree {
     readonly policyVersion: number,
     readonly inoStart: Ino,
     count: number,
-    private readonly copy: SubtreeCopy,
+    private copy: SubtreeCopy,
     private readonly service: SubtreeService,
     snapshotInos: Set<Ino>,
     mergedSeq: number
@@ -93,7 +93,7 @@ export class DecoupledSubtree {
       snapshot: grant.snapshot,
       leftover,
       lastSeq,
-      exhausted: `the ${grant.count} inode numbers this client got for the decoupled subtree (allocated_inodes) are used up (a merge does not give them back); raise allocated_inodes in its policies.yml, or unmount (the subtree is merged and let go, and the next change claims a fresh range)`,
+      exhausted: exhaustedReason(grant.count),
       // Segments come only from operations on the copy, once it is open.
       onSegment: (seq, bytes) => tree?.captured(seq, bytes)
     })
@@ -178,8 +178,43 @@ export class DecoupledSubtree {
     this.stats.mergedEvents += r.applied
     this.mergedSeq = r.mergedSeq
     this.segments = this.segments.filter(s => s.seq > r.mergedSeq)
+    if (r.refresh) await this.refresh()
     if (this.file) await this.file.rewrite(this.segments)
     if (this.policy.mechanisms.includes('global_persist')) await this.service.dropSegments(this.root, this.owner, r.mergedSeq)
+  }
+
+  /**
+   * Others changed the subtree (interfere: allow) and the merge kept what of
+   * theirs the owner did not overwrite: the private copy is made again from
+   * the namespace as it is now, with what the owner appended since the merge
+   * on top, so the owner sees what everyone else sees. Operations go on
+   * meanwhile on the old copy; what they appended is carried over before the
+   * new copy takes their place.
+   */
+  private async refresh (): Promise<void> {
+    const grant = await this.service.claim(this.root, this.owner)
+    const old = this.copy
+    // Appends since the merge are segments now (a flush captures them at once).
+    void old.flush()
+    const carried = this.segments.filter(s => s.seq > this.mergedSeq)
+    const fresh = await forkSubtree({
+      root: this.root,
+      inoStart: this.inoStart,
+      count: this.inoEnd - this.inoStart,
+      nextIno: Math.max(grant.nextIno, old.nextIno),
+      snapshot: grant.snapshot,
+      leftover: carried,
+      lastSeq: old.lastSeq,
+      exhausted: exhaustedReason(this.inoEnd - this.inoStart),
+      onSegment: (seq, bytes) => this.captured(seq, bytes)
+    })
+    // What went to the old copy while the new one was made: carried over too, then the new one takes over.
+    void old.flush()
+    const lastCarried = carried.length > 0 ? carried[carried.length - 1].seq : this.mergedSeq
+    fresh.replaySegments(this.segments.filter(s => s.seq > lastCarried), Math.max(old.nextIno, fresh.nextIno), old.lastSeq)
+    this.copy = fresh
+    this.snapshotInos = new Set(grant.snapshot.inodes.map(([ino]) => ino))
+    await old.close()
   }
 
   /**
@@ -202,4 +237,9 @@ export class DecoupledSubtree {
     await this.file?.remove()
     await this.copy.close()
   }
+}
+
+/** Why a create in a decoupled subtree gets ENOSPC. */
+function exhaustedReason (count: number): string {
+  return `the ${count} inode numbers this client got for the decoupled subtree (allocated_inodes) are used up (a merge does not give them back); raise allocated_inodes in its policies.yml, or unmount (the subtree is merged and let go, and the next change claims a fresh range)`
 }

@@ -11,7 +11,7 @@
 import { fsError } from '../common/errors'
 import { decodeEvents, type MetadataServer, type RequestContext, type SubtreeSnapshot } from '../mds'
 import { DATA_POOL, METADATA_POOL, parseDataObject, STRIPE_BYTES } from '../common/layout'
-import { segmentObject } from './service'
+import { type MergeResult, segmentObject } from './service'
 import { type Ino, isDir, isReg, ROOT_INO } from '../common/types'
 import type { LocalStore, ObjectWrite } from '../store/types'
 import type { JsonValue, MonitorApi } from '../mon/types'
@@ -74,6 +74,8 @@ export class SubtreeRegistry {
   private readonly entries = new Map<Ino, PolicyEntry>()
   /** Inodes of each claimed subtree as handed out (for interference checks on inode-only operations). */
   private readonly claimedInodes = new Map<Ino, Set<Ino>>()
+  /** Claimed subtrees other clients changed (interfere: allow) since the owner's last merge. */
+  private readonly interfered = new Set<Ino>()
   private unsubscribe: () => void = () => {}
   epoch = 0
 
@@ -238,17 +240,19 @@ export class SubtreeRegistry {
    * streams; otherwise applied in memory (volatile apply) and written by a
    * trim right away.
    */
-  async merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>, req?: RequestContext): Promise<{ applied: number, skipped: number, mergedSeq: number }> {
+  async merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>, req?: RequestContext): Promise<MergeResult> {
     const c = this.mds.claimOf(root)
     if (!c || c.owner !== owner) throw fsError('ESTALE', `client ${owner} does not own subtree ${root} (any more)`)
     const already = c.mergedSeq
     const fresh = segments.filter(([seq]) => seq > already).sort((a, b) => a[0] - b[0])
     const eff = this.effective(root)
     const mergedSeq = fresh.length > 0 ? fresh[fresh.length - 1][0] : already
-    if (eff.policy.mechanisms.includes('nonvolatile_apply')) return await this.mergeThroughStore(root, owner, fresh, mergedSeq)
+    // The owner's copy misses what others did meanwhile: it takes a fresh one after this merge.
+    const refresh = this.interfered.delete(root)
+    if (eff.policy.mechanisms.includes('nonvolatile_apply')) return { ...await this.mergeThroughStore(root, owner, fresh, mergedSeq), refresh }
     const r = this.mds.mergeSegments(fresh.map(([, bytes]) => bytes), { root, seq: mergedSeq }, req)
     await r.committed
-    return { applied: r.applied, skipped: r.skipped, mergedSeq }
+    return { applied: r.applied, skipped: r.skipped, mergedSeq, refresh }
   }
 
   /**
@@ -364,6 +368,7 @@ export class SubtreeRegistry {
     if (c.owner !== owner) throw fsError('EPERM', `client ${owner} does not own subtree ${root}`)
     this.mds.unclaim(root)
     this.claimedInodes.delete(root)
+    this.interfered.delete(root)
     this.mon.log('info', 'mds.0', `client ${owner} released subtree ${root}`)
   }
 
@@ -375,7 +380,12 @@ export class SubtreeRegistry {
     if (this.entries.size === 0) return
     for (const dir of dirs) {
       const eff = this.effective(dir)
-      if (eff.root === null || eff.policy.interfere !== 'block') continue
+      if (eff.root === null) continue
+      if (eff.policy.interfere !== 'block') {
+        const c = this.mds.claimOf(eff.root)
+        if (c && c.owner !== client) this.interfered.add(eff.root)
+        continue
+      }
       const c = this.mds.claimOf(eff.root)
       if (c && c.owner !== client) throw fsError('EBUSY', `${eff.entry?.path ?? dir} is owned by client ${c.owner} (interfere: block)`)
       // A blocking strong subtree belongs to the first client that changes it (no inode range needed).
@@ -388,10 +398,15 @@ export class SubtreeRegistry {
     for (const c of this.mds.claims()) {
       if (c.owner === client) continue
       const eff = this.effective(c.root)
-      if (eff.policy.interfere !== 'block') continue
-      const set = this.inodesOf(c.root)
+      const block = eff.policy.interfere === 'block'
+      // Interference that is allowed only needs noting: with the inodes handed out with the claim, not a walk of the subtree.
+      const set = block ? this.inodesOf(c.root) : this.claimedInodes.get(c.root)
       for (const ino of inodes) {
-        if (!set.has(ino) && !(ino >= c.inoStart && ino < c.inoStart + c.count)) continue
+        if (!set?.has(ino) && !(ino >= c.inoStart && ino < c.inoStart + c.count)) continue
+        if (!block) {
+          this.interfered.add(c.root)
+          break
+        }
         throw fsError('EBUSY', `inode ${ino} is in ${eff.entry?.path ?? c.root}, owned by client ${c.owner} (interfere: block)`)
       }
     }

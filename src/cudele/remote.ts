@@ -4,7 +4,7 @@ import type { Ino } from '../common/types'
 import type { ObjectWrite } from '../store/types'
 import type { RemoteBackend } from '../client/remote'
 import type { ClaimGrant, PolicyEntry } from './registry'
-import type { PolicyCounts, PolicyInfo, SubtreeService } from './service'
+import type { MergeResult, PolicyCounts, PolicyInfo, SubtreeService } from './service'
 
 export class RemoteSubtreeService implements SubtreeService {
   constructor (private readonly backend: RemoteBackend) {}
@@ -14,7 +14,7 @@ export class RemoteSubtreeService implements SubtreeService {
   setPolicy (dir: Ino, yaml: string, path: string, by: string): Promise<PolicyEntry> { return this.backend.query('cudele.setPolicy', [dir, yaml, path, by]) }
   claim (dir: Ino, owner: string): Promise<ClaimGrant> { return this.backend.query('cudele.claim', [dir, owner]) }
   /** A merge is a request like any change: replayed after a reconnect, recognised if already done. */
-  merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>): Promise<{ applied: number, skipped: number, mergedSeq: number }> {
+  merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>): Promise<MergeResult> {
     return this.backend.mutate('cudele.merge', [root, owner, segments])
   }
 

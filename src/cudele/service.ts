@@ -19,6 +19,21 @@ export interface PolicyInfo {
   epoch: number
 }
 
+/** What a merge of client journal segments did. */
+export interface MergeResult {
+  applied: number
+  /** Events whose target was gone. */
+  skipped: number
+  /** The owner's journal is merged up to this segment. */
+  mergedSeq: number
+  /**
+   * Other clients changed the subtree since the owner decoupled it (or last
+   * merged): the owner's private copy does not show their changes, and should
+   * be made afresh from the namespace.
+   */
+  refresh?: boolean
+}
+
 export interface PolicyCounts {
   epoch: number
   decoupled: number
@@ -36,7 +51,7 @@ export interface SubtreeService {
   /** Decouple the subtree holding dir for owner (or take back owner's claim). */
   claim (dir: Ino, owner: string): Promise<ClaimGrant>
   /** Merge client journal segments (seq, bytes) into the global namespace. */
-  merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>): Promise<{ applied: number, skipped: number, mergedSeq: number }>
+  merge (root: Ino, owner: string, segments: Array<[number, Uint8Array]>): Promise<MergeResult>
   /** Let go of a subtree. */
   release (root: Ino, owner: string): Promise<void>
   /** global_persist: keep a segment in the object store until it is merged. */

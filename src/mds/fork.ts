@@ -117,6 +117,19 @@ export class SubtreeCopy {
     return names.length
   }
 
+  /**
+   * Segments another copy of the same subtree wrote after this one was made
+   * from its snapshot: applied here, and the journal and inode numbers go on
+   * after them (the owner's copy is being replaced by this one).
+   */
+  replaySegments (segments: Array<{ seq: number, bytes: Uint8Array }>, nextIno: Ino, lastSeq: number): void {
+    if (this.unapplied.length > 0) this.catchUp()
+    for (const s of segments) this.copy.replay(s.seq, decodeEvents(s.bytes))
+    this.copy.ns.inotable.bump(nextIno - 1)
+    this.copy.journal.nextSeq = lastSeq + 1
+    this.copy.journal.trimmedSeq = lastSeq
+  }
+
   /** Hand what is appended so far to onSegment. */
   async flush (): Promise<void> {
     await this.copy.journal.sync(false)
@@ -127,6 +140,12 @@ export class SubtreeCopy {
 
   /** Events appended since the copy was made. */
   get journalEvents (): number { return this.copy.journal.stats.events }
+
+  /** The next inode number the copy hands out. */
+  get nextIno (): Ino { return this.copy.ns.inotable.next }
+
+  /** The last segment of the client journal the copy has written. */
+  get lastSeq (): number { return this.copy.journal.nextSeq - 1 }
 
   async close (): Promise<void> {
     await this.copy.close()

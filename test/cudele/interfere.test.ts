@@ -127,6 +127,16 @@ test('interfere: allow (weak): B\'s changes go through while A owns the subtree;
   assert.deepEqual(merged['only-b'], ['f', '0o644', 1, 'b'])
   assert.deepEqual(merged['b-dir'], ['d', '0o755'])
   assert.deepEqual(merged['sub/inner'], ['f', '0o640', 5, 'inner'])
+  // A still owns the subtree, and sees what everyone sees: B's surviving changes too.
+  assert.equal((await policyOf(a, 'alw')).owned_here, true)
+  assert.deepEqual(await tree(a, 'alw'), merged)
+  // A's next changes go on from there, and merge as before.
+  await writeFiles(a, { 'alw/only-b': 'a took it over', 'alw/b-dir/from-a': 'in B\'s directory' })
+  await syncOk(a, 'alw')
+  const again = await tree(b, 'alw')
+  assert.deepEqual(again['only-b'], ['f', '0o644', 14, 'a took it over'])
+  assert.deepEqual(again['b-dir/from-a'], ['f', '0o644', 16, 'in B\'s directory'])
+  assert.deepEqual(await tree(a, 'alw'), again)
 })
 
 test('strong + interfere: block (home.yml): the first writer owns the subtree; the other gets EBUSY (reads work) until the owner\'s session ends', { timeout: 120000 }, async () => {
