@@ -30,22 +30,23 @@ export function checkWrite (w: unknown, maxObjectBytes: number, onBytes: OnBytes
   for (const op of x.ops) checkOp(op, where, maxObjectBytes, onBytes, onString)
 }
 
+function checkBytes (data: unknown, what: string, onBytes: OnBytes): void {
+  if (!(data instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
+  onBytes(data, what)
+}
+
 function checkOp (op: ObjectOp, where: string, max: number, onBytes: OnBytes, onString: OnString): void {
-  const bytes = (data: unknown, what: string): void => {
-    if (!(data instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
-    onBytes(data, what)
-  }
   if (op === null || typeof op !== 'object') throw invalid(`an op of ${where} is not an object`)
   switch (op.op) {
     case 'create': return
     case 'write':
       checkInteger(op.offset, 'write offset', where)
-      bytes(op.data, `write data of ${where}`)
+      checkBytes(op.data, `write data of ${where}`, onBytes)
       if (op.offset + op.data.byteLength > max) throw tooBig(where, op.offset + op.data.byteLength, max)
       return
     case 'writeFull':
     case 'append':
-      bytes(op.data, `${op.op} data of ${where}`)
+      checkBytes(op.data, `${op.op} data of ${where}`, onBytes)
       if (op.data.byteLength > max) throw tooBig(where, op.data.byteLength, max)
       return
     case 'truncate':
@@ -61,23 +62,29 @@ function checkOp (op: ObjectOp, where: string, max: number, onBytes: OnBytes, on
       // Packed entries were laid out by OmapPacker: well-formed by construction.
       if (op.entries instanceof PackedOmap) return
       if (!Array.isArray(op.entries)) throw invalid(`omapSet entries of ${where} must be an array`)
-      for (const e of op.entries) {
-        if (!Array.isArray(e) || e.length !== 2) throw invalid(`an omapSet entry of ${where} is not a [key, value] pair`)
-        bytes(e[0], `omap key of ${where}`)
-        bytes(e[1], `omap value of ${where}`)
+      if (op.entries.length > 0) {
+        const key = `omap key of ${where}`
+        const value = `omap value of ${where}`
+        for (const e of op.entries) {
+          if (!Array.isArray(e) || e.length !== 2) throw invalid(`an omapSet entry of ${where} is not a [key, value] pair`)
+          checkBytes(e[0], key, onBytes)
+          checkBytes(e[1], value, onBytes)
+        }
       }
       return
-    case 'omapRemove':
+    case 'omapRemove': {
       if (!Array.isArray(op.keys)) throw invalid(`omapRemove keys of ${where} must be an array`)
-      for (const k of op.keys) bytes(k, `omap key of ${where}`)
+      const key = `omap key of ${where}`
+      for (const k of op.keys) checkBytes(k, key, onBytes)
       return
+    }
     case 'omapRemoveRange':
-      bytes(op.start, `omapRemoveRange start of ${where}`)
-      if (op.end !== undefined) bytes(op.end, `omapRemoveRange end of ${where}`)
+      checkBytes(op.start, `omapRemoveRange start of ${where}`, onBytes)
+      if (op.end !== undefined) checkBytes(op.end, `omapRemoveRange end of ${where}`, onBytes)
       return
     case 'setXattr':
       checkString(op.name, `xattr name of ${where}`, onString)
-      bytes(op.value, `xattr value of ${where}`)
+      checkBytes(op.value, `xattr value of ${where}`, onBytes)
       return
     case 'removeXattr':
       checkString(op.name, `xattr name of ${where}`, onString)
