@@ -8,9 +8,8 @@ import fs from 'fs'
 import os from 'os'
 import path from 'path'
 import { createLuaPool, LuaPool, LuaPoolOptions } from '../../src/lua'
-import { openStore } from '../../src/store'
+import { MemoryStore, openStore } from '../../src/store'
 import { ClassRuntime, ClassRuntimeOptions, ClassStore } from '../../src/store/classes'
-import { MemoryStore } from '../../src/store/memory'
 import { FakeMonitor } from './fake-monitor'
 
 export const COUNTER_LUA = fs.readFileSync(path.join(__dirname, '../../../examples/classes/counter.lua'), 'utf8')

@@ -19,8 +19,7 @@ import type {
   CommitInfo, ListRange, LocalReads, ObjectStat, ObjectStore, ObjectWrite, OmapEntry, OmapRange, PoolName, StoreErrno,
   StoreUsage, SubmitOptions
 } from '../../src/store'
-import { StoreError } from '../../src/store'
-import type { SnapshotReaderSpec } from '../../src/store/snapshot'
+import { SnapshotReaderSpec, StoreError } from '../../src/store'
 
 type Inner = ObjectStore & Partial<LocalReads> & { readonly dir?: string }
 

@@ -1,8 +1,7 @@
 // The backends the store suite (suite.ts) runs against. A new backend is one
 // more entry here and a test file that hands it to storeSuite.
 
-import { MAX_OBJECT_BYTES, ObjectStore, openStore, SqliteStoreOptions } from '../../src/store'
-import { MEMORY_MAX_OBJECT_BYTES, MemoryStore } from '../../src/store/memory'
+import { MAX_OBJECT_BYTES, MEMORY_MAX_OBJECT_BYTES, MemoryStore, ObjectStore, openStore, SqliteStoreOptions } from '../../src/store'
 import { rmDir, tmpDir } from './helpers'
 
 export interface OpenedStore {

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { MemoryStore } from '../../src/store/memory'
+import { MemoryStore } from '../../src/store'
 import { openMds } from '../../src/mds'
 import { ROOT_INO, S_IFREG } from '../../src/common/types'
 import { memoryBackend } from './backends'

@@ -11,8 +11,8 @@
 
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { OmapPacker } from '../../src/store'
 import type { LocalReads, ObjectStore, ObjectWrite, OmapRange, StoreError } from '../../src/store'
-import { OmapPacker } from '../../src/store/omap'
 import type { Backend } from './backends'
 import { modelTest } from './model'
 import { b, pattern, str } from './helpers'
