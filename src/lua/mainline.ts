@@ -9,7 +9,9 @@
 // off its port with receiveMessageOnPort (its event loop is blocked in the
 // script, so no 'message' event could deliver it). A round trip costs about
 // 60 µs. Answers carry the request's id, so a late answer to a request that
-// timed out is told from the answer to the next one.
+// timed out is told from the answer to the next one. The wait counts against
+// the call's time budget: a main thread busy for longer than that gets the
+// call stopped by the pool's watchdog (ETIMEDOUT), as a slow script would.
 
 import { MessagePort, receiveMessageOnPort } from 'worker_threads'
 import type { ErrnoName } from '../common/errors'

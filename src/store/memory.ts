@@ -44,7 +44,22 @@ interface Pool {
 
 const key = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1')
-const utf8Order = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))
+/**
+ * Names in UTF-8 byte order (SQLite's order for them). UTF-16 code units
+ * compare the same way except where two units at or above the surrogates
+ * differ; only then are the bytes compared.
+ */
+function utf8Order (a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    if (x >= 0xd800 && y >= 0xd800) return Buffer.compare(Buffer.from(a), Buffer.from(b))
+    return x - y
+  }
+  return a.length - b.length
+}
 
 /** An object being changed by one batch: copies what it changes, once. */
 class Draft {

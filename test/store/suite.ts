@@ -242,7 +242,8 @@ export function storeSuite (backend: Backend): void {
       assert.deepEqual((await store.listXattrs('p', 'o')).map(([n, v]) => [n, str(v)]), [['user.b', '']])
       assert.deepEqual(await store.listXattrs('p', 'none'), [])
 
-      const names = ['dir.1', 'dir.10', 'dir.2', 'file', 'dis', 'dir', 'é', 'z']
+      // Past the BMP: UTF-16 puts 😀 (a surrogate pair) before Ａ (U+FF21), UTF-8 bytes after it.
+      const names = ['dir.1', 'dir.10', 'dir.2', 'file', 'dis', 'dir', 'é', 'z', '\uff21', '\u{1f600}']
       await store.submit(names.map(n => w(n, { op: 'create', exclusive: false })), { durable: false })
       const sorted = [...names, 'o'].sort((x, y) => Buffer.compare(b(x), b(y)))
       assert.deepEqual(await store.list('p', { limit: 100 }), sorted, 'names in UTF-8 byte order')
@@ -253,7 +254,8 @@ export function storeSuite (backend: Backend): void {
       assert.deepEqual(await store.list('p', { prefix: 'dir.', after: 'dir.10', limit: 100 }), ['dir.2'])
       assert.deepEqual(await store.list('p', { prefix: 'dir.', after: 'dis', limit: 100 }), [])
       assert.deepEqual(await store.list('p', { prefix: 'dis', after: 'dir.2', limit: 100 }), ['dis'])
-      assert.deepEqual(await store.list('p', { after: 'file', limit: 100 }), ['o', 'z', 'é'])
+      assert.deepEqual(await store.list('p', { after: 'file', limit: 100 }), ['o', 'z', 'é', '\uff21', '\u{1f600}'])
+      assert.deepEqual(await store.list('p', { after: '\uff21', limit: 100 }), ['\u{1f600}'])
       assert.deepEqual(await store.list('p', { prefix: 'q', limit: 100 }), [])
       assert.deepEqual(await store.list('nopool', { limit: 100 }), [])
       assert.deepEqual(await store.list('p', { prefix: 'é', limit: 10 }), ['é'])
