@@ -10,6 +10,10 @@
 // microsecond plus what the function does); its `globals` Lua source turns
 // them into the globals its scripts see.
 //
+// A host registered with an answer function also gets a line to the main
+// thread (mainline.ts): its functions may ask the main thread something and
+// wait for the answer, for what only that thread can reach.
+//
 // Calls must be safe to run again: when a worker is replaced in the middle of
 // a message, the calls of that message that were not at fault are run again
 // on another worker. A host therefore buffers effects and hands them back
@@ -92,4 +96,11 @@ export interface LuaHostSpec {
   options?: unknown
 }
 
-export type CreateLuaHost = (options: unknown) => LuaHost
+/** A host's synchronous line to the main thread (mainline.ts). */
+export interface HostLine {
+  /** The main thread's answer to request (both must survive postMessage); throws a HostError when it failed. */
+  ask (request: unknown): unknown
+}
+
+/** line: the host's line to the main thread, when it was registered with an answer function; else null. */
+export type CreateLuaHost = (options: unknown, line: HostLine | null) => LuaHost

@@ -22,9 +22,10 @@
 
 import os from 'os'
 import path from 'path'
-import { Worker } from 'worker_threads'
+import { MessageChannel, MessagePort, Worker } from 'worker_threads'
 import { fromWire, LuaError } from './errors'
 import { LuaHostSpec } from './host'
+import { HostAnswer, serveMainLine } from './mainline'
 import { checkScript, failJob, Job, LuaCall, LuaOutcome, LuaScript, scriptKey, toOutcome, wireInput, wireScript } from './jobs'
 import { DEFAULT_LIMITS, LuaLimits, resolveLimits } from './limits'
 import {
@@ -81,6 +82,8 @@ interface Slot {
   /** The message being run: its jobs, in order; jobs from stolenFrom on were taken back to run elsewhere. */
   busy: { id: number, jobs: Job[], stolenFrom: number } | null
   hostsSent: Set<string>
+  /** The main thread's end of this worker's line for each host that has one. */
+  lines: Map<string, MessagePort>
   /** Script key → last message id that used it (the worker's compiled scripts, mirrored). */
   scripts: Map<string, number>
   lastSeq: number
@@ -109,6 +112,7 @@ export class LuaPool {
   private readonly slots: Slot[] = []
   private readonly queue = new Fifo<Job>()
   private readonly hosts = new Map<string, WireHost>()
+  private readonly answers = new Map<string, HostAnswer>()
   private nextId = 0
   private checkSeq = 0
   private watchdog: NodeJS.Timeout | null = null
@@ -133,12 +137,14 @@ export class LuaPool {
   /**
    * Make a host available to scripts (see host.ts). limits override the
    * pool's time and instruction budgets for calls of this host (memory is per
-   * sandbox and stays the pool's).
+   * sandbox and stays the pool's). answer: what the main thread answers the
+   * host's requests with; the host then gets a line to ask (mainline.ts).
    */
-  registerHost (id: string, spec: LuaHostSpec, limits?: Partial<Pick<LuaLimits, 'timeMs' | 'instructions'>>): void {
+  registerHost (id: string, spec: LuaHostSpec, limits?: Partial<Pick<LuaLimits, 'timeMs' | 'instructions'>>, answer?: HostAnswer): void {
     if (this.hosts.has(id)) throw new Error(`Lua host ${id} is already registered`)
     resolveLimits(this.limits, limits)
     this.hosts.set(id, { id, spec, limits })
+    if (answer !== undefined) this.answers.set(id, answer)
   }
 
   /** Resolves once every worker has started (its sandbox is built); calls do not need to wait for this. */
@@ -157,7 +163,10 @@ export class LuaPool {
    */
   unregisterHost (id: string): void {
     if (!this.hosts.delete(id)) return
+    this.answers.delete(id)
     for (const slot of this.slots) {
+      slot.lines.get(id)?.close()
+      slot.lines.delete(id)
       if (!slot.hostsSent.delete(id)) continue
       for (const key of [...slot.scripts.keys()]) if (key.startsWith(id + '\u0000')) slot.scripts.delete(key)
       slot.worker.postMessage({ t: 'drop', hosts: [id] } satisfies ToWorker)
@@ -247,6 +256,7 @@ export class LuaPool {
     if (this.watchdog !== null) clearInterval(this.watchdog)
     this.watchdog = null
     await Promise.all(this.slots.map(async s => await s.worker.terminate()))
+    for (const s of this.slots) this.closeLines(s)
   }
 
   // ---- workers ----
@@ -266,6 +276,7 @@ export class LuaPool {
       ready: false,
       busy: null,
       hostsSent: new Set(),
+      lines: new Map(),
       scripts: new Map(),
       lastSeq: 0,
       lastMoveAt: 0,
@@ -334,6 +345,7 @@ export class LuaPool {
     if (this.slots[slot.index] !== slot) return
     const busy = slot.busy
     slot.busy = null
+    this.closeLines(slot)
     if (!slot.ready && kind === 'crashed' && !this.closing) {
       // It never started: a second try, then give up rather than spin.
       if (++this.startFailures >= 3) {
@@ -363,6 +375,11 @@ export class LuaPool {
     this.slots[slot.index] = this.spawn(slot.index)
     this.dispatch()
     this.updateRefs()
+  }
+
+  private closeLines (slot: Slot): void {
+    for (const port of slot.lines.values()) port.close()
+    slot.lines.clear()
   }
 
   /** Take back the groups of slot's message that its worker has not claimed; returns how many. */
@@ -403,10 +420,19 @@ export class LuaPool {
     if (this.queue.length === 0) return
     const id = ++this.nextId
     const hosts: WireHost[] = []
+    const transfer: MessagePort[] = []
     const addHost = (h: string | null): void => {
       if (h === null || slot.hostsSent.has(h)) return
       slot.hostsSent.add(h)
-      hosts.push(this.hosts.get(h) as WireHost)
+      const wire = this.hosts.get(h) as WireHost
+      const answer = this.answers.get(h)
+      if (answer === undefined) { hosts.push(wire); return }
+      const { port1, port2 } = new MessageChannel()
+      const signal = new SharedArrayBuffer(4)
+      serveMainLine(port1, signal, answer)
+      slot.lines.set(h, port1)
+      hosts.push({ ...wire, line: { port: port2, signal } })
+      transfer.push(port2)
     }
     const first = this.queue.peek() as Job
     let msg: ToWorker
@@ -458,7 +484,7 @@ export class LuaPool {
     slot.lastSeq = Atomics.load(slot.progress, PROGRESS_SEQ)
     slot.lastMoveAt = Date.now()
     if (!slot.reffed) { slot.reffed = true; slot.worker.ref() }
-    slot.worker.postMessage(msg)
+    slot.worker.postMessage(msg, transfer)
     this.armWatchdog()
   }
 

@@ -16,6 +16,7 @@
 //     run it on another worker when this one is stuck behind a slow call.
 //     Exactly one side gets each group.
 
+import type { MessagePort } from 'worker_threads'
 import type { WireError } from './errors'
 import type { LuaHostSpec } from './host'
 import type { LuaLimits } from './limits'
@@ -41,6 +42,8 @@ export interface WireHost {
   id: string
   spec: LuaHostSpec
   limits?: Partial<LuaLimits>
+  /** The host's line to the main thread (mainline.ts), one per worker: the port (transferred) and the wake-up counter. */
+  line?: { port: MessagePort, signal: SharedArrayBuffer }
 }
 
 export interface WireScript {

@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'worker_threads'
 import { WireError } from './errors'
 import { CreateLuaHost, LuaHost } from './host'
 import { LuaLimits, resolveLimits } from './limits'
+import { MainLine } from './mainline'
 import {
   FromWorker, PROGRESS_CALL, PROGRESS_GROUP, PROGRESS_NEXT_GROUP, PROGRESS_SEQ, PROGRESS_TIME_MS, ToWorker, WireHost, WireOutcome, WireScript,
   WorkerConfig
@@ -22,6 +23,8 @@ const port = parentPort as NonNullable<typeof parentPort>
 interface HostState {
   wire: WireHost
   host: LuaHost | null
+  /** The host's line to the main thread, if it has one. */
+  line: MainLine | null
   /** Why the host could not be built (its calls fail with this). */
   failure: string | null
   limits: LuaLimits
@@ -50,13 +53,14 @@ function registerInSandbox (h: HostState): void {
 
 function addHosts (list: WireHost[]): void {
   for (const wire of list) {
-    const h: HostState = { wire, host: null, failure: null, limits: config.limits }
+    const line = wire.line === undefined ? null : new MainLine(wire.line.port, wire.line.signal)
+    const h: HostState = { wire, host: null, line, failure: null, limits: config.limits }
     try {
       h.limits = resolveLimits(config.limits, wire.limits)
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const mod = require(wire.spec.module) as { createLuaHost?: CreateLuaHost }
       if (typeof mod.createLuaHost !== 'function') throw new Error(`${wire.spec.module} does not export createLuaHost`)
-      h.host = mod.createLuaHost(wire.spec.options)
+      h.host = mod.createLuaHost(wire.spec.options, line)
     } catch (err) {
       h.failure = `host ${wire.id}: ${(err as Error).message}`
     }
@@ -167,6 +171,7 @@ function drop (ids: string[]): void {
     const h = hosts.get(id)
     hosts.delete(id)
     try { h?.host?.close?.() } catch {}
+    h?.line?.close()
     for (const s of [...scripts.values()]) {
       if (s.host === id) { scripts.delete(s.key); sandbox.forgetScript(s.key) }
     }

@@ -155,6 +155,7 @@ export class SubtreeCopy {
 /** Build the private copy of a claimed subtree. */
 export async function forkSubtree (spec: ForkSpec): Promise<SubtreeCopy> {
   const tap = new JournalTap(spec.onSegment)
+  await tap.createPool(METADATA_POOL)
   tap.submitSync(snapshotWrites(spec))
   const mds = await openMds(tap, {
     mds: { cache: { inodes: Number.MAX_SAFE_INTEGER, dentries: Number.MAX_SAFE_INTEGER }, trimDirtyEntries: Number.MAX_SAFE_INTEGER, trimIntervalMs: 2 ** 31 - 1, trimming: false }

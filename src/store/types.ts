@@ -33,6 +33,7 @@
 //   - names sort by their UTF-8 bytes; omap keys by unsigned bytes (memcmp).
 
 import type { OmapEntries } from './omap'
+import type { SnapshotReaderSpec } from './snapshot'
 
 export type PoolName = string
 
@@ -165,6 +166,13 @@ export interface ObjectStore {
   usage (): Promise<StoreUsage>
   /** Finish every submitted batch, then release the backend's files. */
   close (): Promise<void>
+
+  /**
+   * Optional: how another thread of this process opens its own reader of
+   * this store (snapshot.ts); absent or null when it cannot, and such a
+   * reader asks this thread instead.
+   */
+  snapshotReader? (): SnapshotReaderSpec | null
 }
 
 /** Synchronous reads for components that live in the store's own process. */

@@ -1,13 +1,12 @@
 // Calls that share a batch: one object's calls chain (each sees what the
 // earlier ones wrote), a failing call in the middle drops out without taking
-// its neighbours' effects along, and large payloads travel intact.
+// its neighbours' effects along, and large payloads travel intact. On both
+// backends (helpers.ts).
 
-import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { LuaError } from '../../src/lua'
-import { openStore } from '../../src/store'
 import { ClassRuntime } from '../../src/store/classes'
-import { BY, COUNTER_LUA, freshWorld, str, tmpDir } from './helpers'
+import { BY, classTest, COUNTER_LUA, freshWorld, str, tmpDir } from './helpers'
 import { FakeMonitor } from './fake-monitor'
 import fs from 'fs'
 
@@ -37,8 +36,8 @@ return {
 }
 `
 
-test('a failing call inside a chain drops out alone; the others keep their order and effects', async () => {
-  const w = await freshWorld('chain')
+classTest('a failing call inside a chain drops out alone; the others keep their order and effects', async backend => {
+  const w = await freshWorld('chain', { backend })
   try {
     await w.rt.install('log', LOG_LUA, BY)
     const inputs = Array.from({ length: 400 }, (_, i) => (i % 7 === 3 ? 'bad' : `e${i}`))
@@ -58,8 +57,8 @@ test('a failing call inside a chain drops out alone; the others keep their order
   } finally { await w.done() }
 })
 
-test('large payloads written by methods arrive intact (and through chains)', async () => {
-  const w = await freshWorld('big')
+classTest('large payloads written by methods arrive intact (and through chains)', async backend => {
+  const w = await freshWorld('big', { backend })
   try {
     await w.rt.install('log', LOG_LUA, BY)
     const outs = await Promise.all(['abcdefghij', '0123456789', 'ABCDEFGHIJ'].map(x => w.rt.call('data', 'big', 'log.big', x)))
@@ -69,8 +68,8 @@ test('large payloads written by methods arrive intact (and through chains)', asy
   } finally { await w.done() }
 })
 
-test('calls deferred because their batch buffered too much run later, still in order', async () => {
-  const w = await freshWorld('defer')
+classTest('calls deferred because their batch buffered too much run later, still in order', async backend => {
+  const w = await freshWorld('defer', { backend })
   try {
     await w.rt.install('log', LOG_LUA, BY)
     const inputs = Array.from({ length: 12 }, (_, i) => String(1000 + i))
@@ -83,18 +82,17 @@ test('calls deferred because their batch buffered too much run later, still in o
   } finally { await w.done() }
 })
 
-test('closing a runtime releases its workers\' store connections; the pool serves another store', async () => {
-  const w = await freshWorld('release')
+classTest('closing a runtime releases its workers\' store connections; the pool serves another store', async backend => {
+  const w = await freshWorld('release', { backend })
   const dir2 = tmpDir('release2')
   try {
     await w.rt.install('counter', COUNTER_LUA, BY)
     await w.rt.call('data', 'c', 'counter.incr')
     await w.rt.close()
-    const hostId = `cls:${w.store.dir}`
-    assert.equal(w.pool.hasHost(hostId), false)
+    assert.equal(w.pool.hasHost(w.rt.hostId), false)
     // Calls on a closed runtime are refused.
     await assert.rejects(w.rt.call('data', 'c', 'counter.incr'), (e: Error & { code?: string }) => e.code === 'ECANCELED')
-    const store2 = await openStore(dir2, { create: true })
+    const store2 = await backend.open(dir2)
     await store2.createPool('data')
     const mon2 = await FakeMonitor.open(store2)
     const rt2 = new ClassRuntime(store2, mon2, w.pool)

@@ -11,7 +11,7 @@ import os from 'os'
 import path from 'path'
 import Database from 'better-sqlite3'
 import { openStore, ObjectOp, SqliteStore } from '../../src/store'
-import { Reader } from '../../src/store/sqlite/reads'
+import { SqliteSnapshot } from '../../src/store/sqlite/snapshot'
 import { configureReader } from '../../src/store/sqlite/schema'
 import { SnapshotObject } from '../../src/store/classes/host'
 import { ObjectOverlay, ObjectView } from '../../src/store/classes/overlay'
@@ -92,7 +92,7 @@ test('overlay reads match the store after every op, across chained calls, with v
       configureReader(db)
       db.exec('BEGIN')
       try {
-        const base = new SnapshotObject(new Reader(db), 'p', 'o')
+        const base = new SnapshotObject(new SqliteSnapshot(db), 'p', 'o')
         base.stat() // the snapshot starts here
         let acc: ObjectOverlay | null = null
         for (let call = 0; call < 6; call++) {

@@ -61,6 +61,7 @@ test('SetAttr events carry the block count (also "not counted"); events without 
 
 test('the block count follows writes, truncates and removals, also while earlier commits are on their way', async () => {
   const store = new MemoryStore()
+  await store.createPool(DATA_POOL)
   const counter = new BlockCounter(store)
   const ino = 42
   const write = (stripe: number, offset: number, bytes: number): ObjectWrite =>

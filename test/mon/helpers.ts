@@ -7,6 +7,7 @@ import path from 'path'
 import { ChildProcess, spawn } from 'child_process'
 import { openStore, SqliteStore } from '../../src/store'
 import { Monitor, MonitorOptions, openMonitor } from '../../src/mon'
+import { FaultStore } from '../helpers/faultstore'
 
 export function tmpDir (tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cudele-mon-${tag}-`))
@@ -15,6 +16,8 @@ export function tmpDir (tag: string): string {
 export interface MonFixture {
   dir: string
   store: SqliteStore
+  /** With { faults: true }: the wrapper the monitor writes through, to make its commits fail. */
+  faults: FaultStore | null
   mon: Monitor
   /** Close monitor and store, open both again on the same directory. */
   reopen: (opts?: MonitorOptions) => Promise<void>
@@ -22,18 +25,21 @@ export interface MonFixture {
   done: () => Promise<void>
 }
 
-export async function freshMonitor (tag: string, opts: MonitorOptions = {}): Promise<MonFixture> {
+export async function freshMonitor (tag: string, opts: MonitorOptions = {}, fixture: { faults?: boolean } = {}): Promise<MonFixture> {
   const dir = tmpDir(tag)
   const store = await openStore(dir, { create: true })
+  const faults = fixture.faults === true ? new FaultStore(store) : null
   const f: MonFixture = {
     dir,
     store,
-    mon: await openMonitor(store, opts),
+    faults,
+    mon: await openMonitor(faults ?? store, opts),
     reopen: async (again = opts) => {
       await f.mon.close()
       await f.store.close()
       f.store = await openStore(dir)
-      f.mon = await openMonitor(f.store, again)
+      f.faults = f.faults === null ? null : new FaultStore(f.store)
+      f.mon = await openMonitor(f.faults ?? f.store, again)
     },
     done: async () => {
       await f.mon.close()

@@ -159,10 +159,10 @@ test('bad map names, proposers and change functions are refused with EINVAL', as
 })
 
 test('a store failure rejects the round\'s proposals with the store error and leaves the maps as they were', async () => {
-  const f = await freshMonitor('storefail', { proposalIntervalMs: 5 })
+  const f = await freshMonitor('storefail', { proposalIntervalMs: 5 }, { faults: true })
   try {
     await f.mon.propose('m', () => 1, cli)
-    f.store.injectCommitFaultForTest('SQLITE_IOERR_WRITE', 1)
+    f.faults?.failCommits(1, 'EIO')
     const ps = [f.mon.propose('m', () => 2, cli), f.mon.propose('n', () => 2, cli)]
     for (const p of ps) {
       const err = await rejection(p) as Error & { errno?: string }

@@ -4,6 +4,7 @@ import fs from 'fs'
 import os from 'os'
 import path from 'path'
 import { ChildProcess, spawn } from 'child_process'
+import type { Worker } from 'worker_threads'
 import { openStore, SqliteStore, SqliteStoreOptions } from '../../src/store'
 
 export function tmpDir (tag: string): string {
@@ -81,4 +82,18 @@ export function waitForLine (args: string[], match: RegExp): Promise<{ child: Ch
     })
     void c.exited.then(code => { if (!found) reject(new Error(`child exited (${code}) before printing ${match}: ${c.stderr()}`)) })
   })
+}
+
+/**
+ * End a store's writer thread from outside the store, as its death would (an
+ * out-of-memory, a bug in it): 'terminated' stops the thread, 'threw' hands
+ * it a message it cannot read, so that it throws. The thread is reached
+ * through the store's private field: the store itself offers no way to do
+ * this, on purpose.
+ */
+export function killWriter (store: SqliteStore, how: 'terminated' | 'threw'): void {
+  const worker = (store as unknown as { worker: Worker | null }).worker
+  if (worker === null) throw new Error('the store has no writer thread (read-only)')
+  if (how === 'terminated') void worker.terminate()
+  else worker.postMessage(null)
 }

@@ -1,8 +1,10 @@
-// A full device: the store on a small tmpfs. Commits that run out of space are
-// retried for a while, then rejected with ENOSPC and a clear message; batches
-// queued behind a rejected one are rejected too (never committed ahead of
-// it); nothing acknowledged is lost; freeing space brings the store back.
-// Needs root to mount; skipped elsewhere.
+// A full device: the store on a small tmpfs that really fills up. Commits
+// that run out of space are retried for a while (later batches wait behind
+// them, in order); if space comes back in time the callers only see latency,
+// otherwise the batch and those queued behind it are rejected with ENOSPC
+// and a clear message, never committed ahead of it; syncs sent behind a lost
+// batch fail too; nothing acknowledged is lost; freeing space brings the
+// store back. Needs root to mount; skipped elsewhere.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -61,16 +63,29 @@ test('ENOSPC: retry, reject in order with a clear message, recover when space co
       acked.set(`o${i}`, i)
     }
 
-    // Phase 1: the device fills; freeing space while the commit is retried lets it through.
-    onFull = () => { onFull = null; fs.unlinkSync(ballast[0]) }
+    // Phase 1: the device fills; freeing space while the commit is retried lets it through,
+    // and a batch submitted during the retry (guarded on the retried one) commits after it.
+    let follower: Promise<unknown> | null = null
+    onFull = () => {
+      onFull = null
+      const retried = `o${next - 1}`
+      follower = (store as SqliteStore).submit([{ pool: 'p', name: retried, ops: [{ op: 'assertVersion', version: 1 }, { op: 'append', data: Buffer.from('+') }] }], { durable: false })
+      setTimeout(() => fs.unlinkSync(ballast[0]), 20)
+    }
     for (let k = 0; k < 200 && onFull !== null; k++) await put()
     assert.equal(onFull, null, 'the device filled up')
     assert.equal(events[0].state, 'full')
     assert.match(events[0].message, /^store .*: no space left on device \(\d+ bytes free\)/)
-    assert.ok(events.some(e => e.state === 'ok'), 'the store reported space back')
+    await follower
+    const retried = `o${next - 1}`
+    assert.equal(store.statSync('p', retried)?.version, 2, 'the follower committed after the retried batch')
+    assert.equal(store.statSync('p', retried)?.size, bytes + 1)
+    assert.deepEqual(events.map(e => e.state), ['full', 'ok'], 'the store reported space back')
 
     // Phase 2: fill again with several batches in flight; nothing frees space.
     let rejected: StoreError | null = null
+    let fullAt = 0
+    onFull = () => { onFull = null; fullAt = Date.now() }
     for (let k = 0; k < 200 && rejected === null; k++) {
       const wave = Array.from({ length: 4 }, () => put())
       const r = await Promise.allSettled(wave)
@@ -82,14 +97,21 @@ test('ENOSPC: retry, reject in order with a clear message, recover when space co
       }
     }
     assert.ok(rejected !== null, 'the device filled up again')
+    assert.ok(Date.now() - fullAt >= 1200, `retried for about fullRetryMs (1500 ms) first: ${Date.now() - fullAt} ms`)
     assert.equal(rejected.errno, 'ENOSPC')
-    assert.match(rejected.message, /^store .*store: no space left on device \(\d+ bytes free\)/)
+    assert.match(rejected.message, /^store .*store: no space left on device \(\d+ bytes free\); (the batch was not applied|not applied because an earlier batch failed)$/)
     assert.equal(store.health(), 'full')
 
-    // While still full, new batches fail fast instead of waiting out the retry time.
+    // While still full, new batches fail fast instead of waiting out the retry time. (One
+    // larger than the group that just failed: a smaller one might fit in what is left.)
     const t0 = Date.now()
-    await assert.rejects(put(), (e: StoreError) => e.errno === 'ENOSPC')
+    const lost = store.submit([obj('toolarge', 0, 3 * MiB)], { durable: false })
+    const synced = store.sync()
+    await assert.rejects(lost, (e: StoreError) => e.errno === 'ENOSPC')
     assert.ok(Date.now() - t0 < 1000, `failed after ${Date.now() - t0} ms`)
+    await assert.rejects(synced, (e: StoreError) => e.errno === 'ENOSPC', 'a sync sent behind a lost batch fails too')
+    // One sent after the failure was known covers only what did commit.
+    await store.sync()
     // Reads keep working, and everything acknowledged is there.
     await checkAcked(store, acked, bytes)
 
@@ -98,6 +120,7 @@ test('ENOSPC: retry, reject in order with a clear message, recover when space co
     await put()
     await put()
     assert.equal(store.health(), 'ok')
+    assert.deepEqual(events.map(e => e.state), ['full', 'ok', 'full', 'ok'])
     await checkAcked(store, acked, bytes)
     const u = await store.usage()
     assert.ok(u.bytesTotal <= 24 * MiB && u.bytesTotal > 0)

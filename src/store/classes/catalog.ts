@@ -19,8 +19,12 @@ import {
   badClassName, CLASS_POOL, ClassEntry, classObjectName, CLASSMAP, isMethodName, MAX_CLASS_SOURCE_BYTES, parseClassmap
 } from './classmap'
 
-/** The store a runtime needs: the interface, synchronous reads, and where its database lives (for the workers). */
-export type ClassStore = ObjectStore & LocalReads & { readonly dir: string }
+/**
+ * The store a runtime needs: the interface and synchronous reads (a new
+ * class version is read the moment the classmap changes); dir, when the
+ * store has one, names it, so runtimes on one store share their workers' readers.
+ */
+export type ClassStore = ObjectStore & LocalReads & { readonly dir?: string }
 
 export interface ClassInfo {
   name: string

@@ -1,27 +1,30 @@
 // The object-class host: runs inside each Lua worker and gives class
 // scripts `cls.*` against one object (Ceph's cls_lua, in spirit).
 //
-// Reads come from the worker's own read-only connection to store.db (WAL
-// lets readers run beside the writer thread and never block it). A group of
-// calls runs in one read transaction, so every call of the group sees one
-// snapshot; calls on the same object chain on top of each other (overlay.ts).
-// Measured: stat + omap get on this connection cost ~5 µs, against ~60 µs for
-// asking the main thread for the same data across threads.
+// Reads go through a snapshot reader of the store (../snapshot.ts): the
+// backend's own when it has one (SQLite: the worker's own read-only
+// connection, ~5 µs for a stat and an omap get), else one that relays each
+// read to the main thread's ObjectStore (~60 µs). A group of calls runs in
+// one snapshot, so every call of the group sees one state of the store;
+// calls on the same object chain on top of each other (overlay.ts). When a
+// relayed reader finds that an object changed under the snapshot, that
+// object's calls in the group go back to the runtime to run again.
 //
 // Writes never touch the store here: they are buffered as ObjectOps and go
 // back to the main thread with the call's outcome; the runtime commits them
 // guarded by the version this snapshot saw.
 
-import Database from 'better-sqlite3'
-import { HostError, LuaArgs, LuaHost, LuaReturns } from '../../lua/host'
-import { Reader } from '../sqlite/reads'
-import { configureReader, MAX_OBJECT_BYTES } from '../sqlite/schema'
+import { HostError, HostLine, LuaArgs, LuaHost, LuaReturns } from '../../lua/host'
+import { RelayReply, RelayRequest, RelayedReader } from '../relay'
+import { openSnapshotReader, SnapshotMoved, SnapshotReader, SnapshotReaderSpec } from '../snapshot'
 import type { ObjectOp } from '../types'
 import { ObjectOverlay, ObjectState, ObjectView } from './overlay'
 
 export interface ClassHostOptions {
-  /** Path of the store's SQLite database (DIR/store.db). */
-  dbPath: string
+  /** The store's own reader for other threads; null: relay reads to the main thread. */
+  reader: SnapshotReaderSpec | null
+  /** The largest object the store takes (a write past it fails here with EFBIG, before it is buffered). */
+  maxObjectBytes: number
 }
 
 /** What a call context names: the object the method runs against. */
@@ -37,6 +40,8 @@ export interface ClassCallEffects {
   /** The object's version once this call's write commits (null: absent). */
   version?: number | null
   logs?: string[]
+  /** The object changed under the group's snapshot (a relayed reader saw it): what the call did is void; run it again. */
+  stale?: true
 }
 
 /** The most a single read, write or listing moves (the memory budget bounds it further). */
@@ -49,11 +54,13 @@ export const GROUP_MAX_BYTES = 32 * 1024 * 1024
 const MAX_LOG_LINES = 16
 const MAX_LOG_CHARS = 1024
 
-/** The object in the group's snapshot; every read is one query on the read transaction. */
+/** The object in the group's snapshot; every read is one read of the snapshot reader. */
 export class SnapshotObject implements ObjectView {
   private st: ObjectState | null | undefined
+  /** The reader found that the object changed under the snapshot: nothing read of it in this group counts. */
+  moved = false
 
-  constructor (private readonly reader: Reader, private readonly pool: string, private readonly name: string) {}
+  constructor (private readonly reader: SnapshotReader, private readonly pool: string, private readonly name: string) {}
 
   stat (): ObjectState | null {
     if (this.st === undefined) {
@@ -64,26 +71,39 @@ export class SnapshotObject implements ObjectView {
   }
 
   read (offset: number, length: number): Buffer {
-    return asBuffer(this.reader.read(this.pool, this.name, offset, length)) ?? Buffer.alloc(0)
+    try {
+      return asBuffer(this.reader.read(this.pool, this.name, offset, length)) ?? Buffer.alloc(0)
+    } catch (err) { throw this.note(err) }
   }
 
   omapGet (key: string): Buffer | null {
-    // Measured inside the group's read transaction: ~2 µs, against ~10 µs for a one-key range listing.
-    const r = this.reader.omapGet(this.pool, this.name, [Buffer.from(key, 'latin1')])
-    return r.length === 0 ? null : asBuffer(r[0].value)
+    try {
+      // Measured inside the group's SQLite read transaction: ~2 µs, against ~10 µs for a one-key range listing.
+      const r = this.reader.omapGet(this.pool, this.name, [Buffer.from(key, 'latin1')])
+      return r.length === 0 ? null : asBuffer(r[0].value)
+    } catch (err) { throw this.note(err) }
   }
 
   omapList (after: string | null, limit: number): Array<[string, Buffer]> {
-    const range = after === null ? { limit } : { after: Buffer.from(after, 'latin1'), limit }
-    return this.reader.omapList(this.pool, this.name, range).map(e => [asBuffer(e.key).toString('latin1'), asBuffer(e.value)])
+    try {
+      const range = after === null ? { limit } : { after: Buffer.from(after, 'latin1'), limit }
+      return this.reader.omapList(this.pool, this.name, range).map(e => [asBuffer(e.key).toString('latin1'), asBuffer(e.value)])
+    } catch (err) { throw this.note(err) }
   }
 
   getXattr (name: string): Buffer | null {
-    return asBuffer(this.reader.getXattr(this.pool, this.name, name))
+    try {
+      return asBuffer(this.reader.getXattr(this.pool, this.name, name))
+    } catch (err) { throw this.note(err) }
+  }
+
+  private note (err: unknown): unknown {
+    if (err instanceof SnapshotMoved) this.moved = true
+    return err
   }
 }
 
-/** The reader returns Buffers already; only wrap what is not one. */
+/** Readers mostly return Buffers already; only wrap what is not one. */
 function asBuffer<T extends Uint8Array | null> (u: T): T extends null ? Buffer | null : Buffer {
   if (u === null) return null as never
   return (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength)) as never
@@ -106,8 +126,8 @@ interface Current {
 }
 
 export class ClassHost implements LuaHost {
-  private readonly db: Database.Database
-  private readonly reader: Reader
+  private readonly reader: SnapshotReader
+  private readonly maxObjectBytes: number
   private readonly chains = new Map<string, Chain>()
   private current: Current | null = null
   private groupBytes = 0
@@ -115,10 +135,14 @@ export class ClassHost implements LuaHost {
   readonly functions: LuaHost['functions']
   readonly globals = CLS_GLOBALS
 
-  constructor (opts: ClassHostOptions) {
-    this.db = new Database(opts.dbPath, { readonly: true, fileMustExist: true, timeout: 5000 })
-    configureReader(this.db)
-    this.reader = new Reader(this.db)
+  constructor (opts: ClassHostOptions, line: HostLine | null) {
+    if (opts.reader !== null) {
+      this.reader = openSnapshotReader(opts.reader)
+    } else {
+      if (line === null) throw new Error('a class host without a reader of its own needs a line to the main thread')
+      this.reader = new RelayedReader(req => line.ask(req satisfies RelayRequest) as RelayReply)
+    }
+    this.maxObjectBytes = opts.maxObjectBytes
     this.functions = this.makeFunctions()
   }
 
@@ -126,19 +150,17 @@ export class ClassHost implements LuaHost {
     this.chains.clear()
     this.groupBytes = 0
     this.groupCalls = 0
-    if (this.db.inTransaction) this.db.exec('ROLLBACK')
-    // Deferred: the snapshot starts at the first read and holds for the group.
-    this.db.exec('BEGIN')
+    this.reader.begin()
   }
 
   close (): void {
-    if (this.db.open) this.db.close()
+    this.reader.close()
   }
 
   endGroup (): void {
     this.chains.clear()
     this.current = null
-    if (this.db.inTransaction) this.db.exec('COMMIT')
+    this.reader.end()
   }
 
   beginCall (ctx: unknown): boolean {
@@ -149,7 +171,7 @@ export class ClassHost implements LuaHost {
       chain = { base: new SnapshotObject(this.reader, c.pool, c.object), acc: null, guarded: false, deferred: false }
       this.chains.set(key, chain)
     }
-    if (chain.deferred || (this.groupCalls > 0 && this.groupBytes > GROUP_MAX_BYTES)) {
+    if (chain.deferred || chain.base.moved || (this.groupCalls > 0 && this.groupBytes > GROUP_MAX_BYTES)) {
       chain.deferred = true
       return false
     }
@@ -163,6 +185,7 @@ export class ClassHost implements LuaHost {
     this.current = null
     if (cur === null) return undefined
     const logs = cur.logs.length > 0 ? cur.logs : undefined
+    if (cur.chain.base.moved) return { stale: true, logs }
     if (!ok || cur.view.ops.length === 0) return logs === undefined ? undefined : { logs }
     const { chain, view } = cur
     const ops: ObjectOp[] = []
@@ -193,8 +216,9 @@ export class ClassHost implements LuaHost {
       if (buffered > MAX_CALL_BYTES) throw new HostError('EFBIG', `${what}: the call would buffer ${buffered} bytes of writes, more than ${MAX_CALL_BYTES}`)
       return b
     }
+    const max = this.maxObjectBytes
     const checkEnd = (offset: number, len: number, what: string): void => {
-      if (offset + len > MAX_OBJECT_BYTES) throw new HostError('EFBIG', `${what}: the object would pass the largest size (${MAX_OBJECT_BYTES} bytes)`)
+      if (offset + len > max) throw new HostError('EFBIG', `${what}: the object would pass the largest size (${max} bytes)`)
     }
     return {
       read: (a: LuaArgs, r: LuaReturns) => {
@@ -224,7 +248,7 @@ export class ClassHost implements LuaHost {
         view.record({ op: 'write', offset, data })
       },
       truncate: (a, _r) => {
-        const size = a.int(1, 'cls.truncate size', 0, MAX_OBJECT_BYTES)
+        const size = a.int(1, 'cls.truncate size', 0, max)
         v().record({ op: 'truncate', size })
       },
       stat: (_a, r) => {
@@ -314,6 +338,6 @@ end
 return { cls = cls }
 `
 
-export function createLuaHost (options: unknown): LuaHost {
-  return new ClassHost(options as ClassHostOptions)
+export function createLuaHost (options: unknown, line: HostLine | null): LuaHost {
+  return new ClassHost(options as ClassHostOptions, line)
 }

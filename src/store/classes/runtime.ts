@@ -12,15 +12,18 @@
 //   2. it waits in its object's queue (queues.ts); a batch takes whole runs
 //      of calls per object and goes to one Lua worker as one group;
 //   3. the worker runs each method against a snapshot plus the chain of the
-//      batch's earlier calls on that object, buffering writes (host.ts);
+//      batch's earlier calls on that object, buffering writes (host.ts); the
+//      snapshot is the store's own reader in the worker (SQLite), or reads
+//      relayed to this thread's ObjectStore (any other backend);
 //   4. back here, every write of the batch — and of any other batch that
 //      finished meanwhile — goes to the store in ONE submit, each object's
 //      first write guarded by the version its snapshot saw (assertVersion,
 //      or create-exclusive for an object that was absent);
 //   5. the calls resolve once that commit is done. If a guard failed
 //      (someone outside the runtime changed an object), the calls run again,
-//      each object in a batch of its own, up to maxAttempts; a Lua error or a
-//      blown budget applies nothing and rejects only its own call.
+//      each object in a batch of its own, up to maxAttempts; so do calls whose
+//      relayed snapshot saw their object change; a Lua error or a blown
+//      budget applies nothing and rejects only its own call.
 //
 // Upgrades: a call that starts after install() resolved runs the new version
 // (catalog.ts); calls already started finish on the version they pinned.
@@ -29,7 +32,8 @@ import path from 'path'
 import { ErrnoName, FsError } from '../../common/errors'
 import { LuaCall, LuaError, LuaOutcome, LuaPool, LuaScript } from '../../lua'
 import type { MonitorApi, Proposer } from '../../mon/types'
-import { DB_FILE } from '../sqlite/schema'
+import { MAX_OBJECT_BYTES } from '../index'
+import { answerRelayed, RelayRequest } from '../relay'
 import { ObjectWrite, StoreError } from '../types'
 import { ClassCatalog, ClassInfo, ClassStore, LoadedClass } from './catalog'
 import type { ClassCallCtx, ClassCallEffects, ClassHostOptions } from './host'
@@ -84,6 +88,9 @@ interface PendingCall extends Queued {
 const CONFLICTS = new Set(['ECANCELED', 'EEXIST', 'ENOENT'])
 /** How many open runtimes use each class host of a pool: the last one to close unregisters it. */
 const hostUsers = new WeakMap<LuaPool, Map<string, number>>()
+/** Host names of stores that have no directory to name them by. */
+const storeNames = new WeakMap<ClassStore, string>()
+let storeCount = 0
 /** A second batch runs beside the first only with this many calls waiting... */
 const PARALLEL_MIN_CALLS = 16
 /** ...or once the first has run this long. */
@@ -91,10 +98,22 @@ const PARALLEL_AFTER_MS = 2
 
 export type { ClassInfo, ClassStore } from './catalog'
 
+/** Runtimes on the same store share a host: a store directory names it, else the store object does. */
+function classHostId (store: ClassStore): string {
+  if (store.dir !== undefined) return `cls:${store.dir}`
+  let name = storeNames.get(store)
+  if (name === undefined) {
+    name = `cls:store-${++storeCount}`
+    storeNames.set(store, name)
+  }
+  return name
+}
+
 export class ClassRuntime {
   private readonly catalog: ClassCatalog
   private readonly queues: ObjectQueues<PendingCall>
-  private readonly hostId: string
+  /** The Lua host its calls run in (shared by the runtimes on one store). */
+  readonly hostId: string
   private readonly opts: Required<Omit<ClassRuntimeOptions, 'limits'>>
   private readonly knownPools = new Set<string>()
   /** Batches in a worker now, by id, with when they started (at most the pool's size). */
@@ -119,13 +138,16 @@ export class ClassRuntime {
       maxInputBytes: options.maxInputBytes ?? 4 * 1024 * 1024
     }
     this.queues = new ObjectQueues(this.opts.maxCallsPerBatch, this.opts.maxCallsPerObject)
-    this.hostId = `cls:${store.dir}`
-    // Runtimes on the same store and pool share one host (one read connection per worker).
+    this.hostId = classHostId(store)
+    // Runtimes on the same store and pool share one host (one reader per worker).
     let users = hostUsers.get(lua)
     if (users === undefined) { users = new Map(); hostUsers.set(lua, users) }
     if (!lua.hasHost(this.hostId)) {
-      const hostOptions: ClassHostOptions = { dbPath: path.join(store.dir, DB_FILE) }
-      lua.registerHost(this.hostId, { module: path.join(__dirname, 'host.js'), options: hostOptions }, options.limits)
+      const reader = store.snapshotReader?.() ?? null
+      const hostOptions: ClassHostOptions = { reader, maxObjectBytes: MAX_OBJECT_BYTES }
+      // A store the workers cannot read themselves is read here, for them.
+      const answer = reader === null ? async (req: unknown) => await answerRelayed(store, req as RelayRequest) : undefined
+      lua.registerHost(this.hostId, { module: path.join(__dirname, 'host.js'), options: hostOptions }, options.limits, answer)
     }
     users.set(this.hostId, (users.get(this.hostId) ?? 0) + 1)
     this.catalog = new ClassCatalog(store, monitor, lua, this.hostId)
@@ -269,6 +291,11 @@ export class ClassRuntime {
         const o = outcomes[i]
         c.attempts++
         if (!o.ok && o.rerun) { again.push(c); return }
+        if ((o.host as ClassCallEffects | undefined)?.stale === true) {
+          if (c.attempts >= this.opts.maxAttempts) c.reject(new FsError('ECANCELED', `${c.cls.name}.${c.method} on ${c.pool}/${c.object}: gave up after ${c.attempts} attempts (the object kept changing while it was read)`))
+          else again.push(c)
+          return
+        }
         settled.push([c, o])
         const ops = (o.host as ClassCallEffects | undefined)?.ops
         if (o.ok && ops !== undefined) {

@@ -6,10 +6,12 @@
 // ArrayBuffer, and large payloads that own their whole ArrayBuffer travel as
 // transferables, zero-copy. Everything else is copied into the structure buffer.
 //
-// Encoding also validates the batch, so a malformed request fails on the
-// caller's thread with EINVAL/EFBIG and never reaches the writer.
+// Encoding also validates the batch (check.ts, in the same pass), so a
+// malformed request fails on the caller's thread with EINVAL/EFBIG and never
+// reaches the writer.
 
 import { PackedOmap } from '../omap'
+import { checkWrite } from '../check'
 import { ObjectOp, ObjectWrite, StoreError } from '../types'
 import { MAX_OBJECT_BYTES } from './schema'
 
@@ -50,15 +52,14 @@ export interface EncodedBatch {
  * callers that keep using their buffers, or after a transfer was refused.
  */
 export function encodeBatch (batch: ObjectWrite[], transfer: boolean): EncodedBatch {
-  if (!Array.isArray(batch)) throw invalid('a batch must be an array of object writes')
+  if (!Array.isArray(batch)) throw new StoreError('EINVAL', 'invalid batch: a batch must be an array of object writes')
   const payloads: ArrayBuffer[] = []
   const payloadIndex = new Map<ArrayBuffer, number>()
   // Decide per byte string whether it is inline (its length) or transferred (-1 - index).
   const plan: number[] = []
   let size = 4
 
-  const sizeBytes = (data: unknown, what: string): void => {
-    if (!(data instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
+  const sizeBytes = (data: Uint8Array, what: string): void => {
     const ab = data.buffer
     if (transfer && data.byteLength >= TRANSFER_MIN_BYTES && ab instanceof ArrayBuffer &&
         data.byteOffset === 0 && data.byteLength === ab.byteLength) {
@@ -72,26 +73,18 @@ export function encodeBatch (batch: ObjectWrite[], transfer: boolean): EncodedBa
       size += 8
       return
     }
-    if (data.byteLength > MAX_INLINE_BYTES) throw invalid(`${what} is too large (${data.byteLength} bytes)`)
+    if (data.byteLength > MAX_INLINE_BYTES) throw new StoreError('EINVAL', `invalid batch: ${what} is too large (${data.byteLength} bytes)`)
     plan.push(data.byteLength)
     size += 4 + data.byteLength
   }
-  const sizeString = (s: unknown, what: string): void => {
-    if (typeof s !== 'string' || s.length === 0) throw invalid(`${what} must be a non-empty string`)
+  const sizeString = (s: string): void => {
     size += 4 + Buffer.byteLength(s)
   }
 
   for (const w of batch) {
-    if (w === null || typeof w !== 'object') throw invalid('each object write must be an object')
-    sizeString(w.pool, 'pool name')
-    sizeString(w.name, 'object name')
-    if (!Array.isArray(w.ops)) throw invalid(`ops of ${w.pool}/${w.name} must be an array`)
+    checkWrite(w, MAX_OBJECT_BYTES, sizeBytes, sizeString)
     size += 4
-    for (const op of w.ops) {
-      // Not `size += sizeOp(...)`: sizeOp itself adds the byte strings to size.
-      const fixed = sizeOp(op, w, sizeBytes, sizeString)
-      size += fixed
-    }
+    for (const op of w.ops) size += fixedBytes(op)
   }
 
   const structure = new ArrayBuffer(size)
@@ -118,63 +111,17 @@ export function encodeBatch (batch: ObjectWrite[], transfer: boolean): EncodedBa
   return { structure, payloads }
 }
 
-type SizeBytes = (data: unknown, what: string) => void
-type SizeString = (s: unknown, what: string) => void
-
-function sizeOp (op: ObjectOp, w: ObjectWrite, sizeBytes: SizeBytes, sizeString: SizeString): number {
-  const where = `${w.pool}/${w.name}`
-  if (op === null || typeof op !== 'object') throw invalid(`an op of ${where} is not an object`)
+/** Bytes of an op's encoding besides its byte strings and names (those were counted by sizeBytes and sizeString). */
+function fixedBytes (op: ObjectOp): number {
   switch (op.op) {
     case 'create': return 2
-    case 'write':
-      offset(op.offset, 'write offset', where)
-      sizeBytes(op.data, `write data of ${where}`)
-      if (op.offset + op.data.byteLength > MAX_OBJECT_BYTES) throw tooBig(where, op.offset + op.data.byteLength)
-      return 9
-    case 'writeFull':
-    case 'append':
-      sizeBytes(op.data, `${op.op} data of ${where}`)
-      if (op.data.byteLength > MAX_OBJECT_BYTES) throw tooBig(where, op.data.byteLength)
-      return 1
-    case 'truncate':
-      offset(op.size, 'truncate size', where)
-      if (op.size > MAX_OBJECT_BYTES) throw tooBig(where, op.size)
-      return 9
-    case 'zero':
-      offset(op.offset, 'zero offset', where)
-      offset(op.length, 'zero length', where)
-      return 17
-    case 'remove': case 'omapClear': case 'assertExists': return 1
-    case 'omapSet':
-      // Packed entries are in the wire layout already (omap.ts): copied in one piece.
-      if (op.entries instanceof PackedOmap) return 5 + op.entries.bytes.byteLength
-      if (!Array.isArray(op.entries)) throw invalid(`omapSet entries of ${where} must be an array`)
-      for (const e of op.entries) {
-        if (!Array.isArray(e) || e.length !== 2) throw invalid(`an omapSet entry of ${where} is not a [key, value] pair`)
-        sizeBytes(e[0], `omap key of ${where}`)
-        sizeBytes(e[1], `omap value of ${where}`)
-      }
-      return 5
-    case 'omapRemove':
-      if (!Array.isArray(op.keys)) throw invalid(`omapRemove keys of ${where} must be an array`)
-      for (const k of op.keys) sizeBytes(k, `omap key of ${where}`)
-      return 5
-    case 'omapRemoveRange':
-      sizeBytes(op.start, `omapRemoveRange start of ${where}`)
-      if (op.end !== undefined) sizeBytes(op.end, `omapRemoveRange end of ${where}`)
-      return 2
-    case 'setXattr':
-      sizeString(op.name, `xattr name of ${where}`)
-      sizeBytes(op.value, `xattr value of ${where}`)
-      return 1
-    case 'removeXattr':
-      sizeString(op.name, `xattr name of ${where}`)
-      return 1
-    case 'assertVersion':
-      offset(op.version, 'asserted version', where)
-      return 9
-    default:
-      throw invalid(`unknown op ${JSON.stringify((op as { op?: unknown }).op)} on ${where}`)
+    case 'write': case 'truncate': case 'assertVersion': return 9
+    case 'zero': return 17
+    // Packed entries are in the wire layout already (omap.ts): copied in one piece.
+    case 'omapSet': return op.entries instanceof PackedOmap ? 5 + op.entries.bytes.byteLength : 5
+    case 'omapRemove': return 5
+    case 'omapRemoveRange': return 2
+    default: return 1
   }
 }
 
@@ -326,18 +273,4 @@ class Cursor {
     this.pos += n
     return s
   }
-}
-
-function offset (v: unknown, what: string, where: string): void {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw invalid(`${what} of ${where} must be a non-negative integer (got ${String(v)})`)
-  }
-}
-
-function invalid (message: string): StoreError {
-  return new StoreError('EINVAL', `invalid batch: ${message}`)
-}
-
-function tooBig (where: string, bytes: number): StoreError {
-  return new StoreError('EFBIG', `${where}: ${bytes} bytes is past the largest object size (${MAX_OBJECT_BYTES} bytes)`)
 }

@@ -28,10 +28,6 @@ export type WriterRequest =
   | { t: 'sync', id: number, epoch: number }
   | { t: 'createPool', id: number, epoch: number, name: string }
   | { t: 'close' }
-  /** Test hook: make the writer thread throw, as a bug in it would. */
-  | { t: 'crash' }
-  /** Test hook: the next `count` commits fail with SQLite error `code` (e.g. SQLITE_FULL, SQLITE_IOERR_WRITE). */
-  | { t: 'fault', code: string, count: number }
 
 export interface FailedRequest {
   id: number

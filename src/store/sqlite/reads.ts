@@ -4,9 +4,10 @@
 // it sees one snapshot and never part of a batch.
 
 import Database from 'better-sqlite3'
-import { ListRange, ObjectStat, OmapEntry, OmapRange, StoreError } from '../types'
+import { ListRange, ObjectStat, OmapEntry, OmapRange } from '../types'
 import { CHUNK_BYTES, CHUNKS_PER_OBJECT } from './schema'
 import { compareBytes, prefixUpperBound } from '../ranges'
+import { checkCount } from '../check'
 
 interface Bound { key: Uint8Array, inclusive: boolean }
 
@@ -163,12 +164,6 @@ export class Reader {
     return { dbBytes: pageCount * pageSize, objects: this.s.objects.get() as number }
   }
 
-}
-
-function checkCount (v: unknown, what: string): void {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw new StoreError('EINVAL', `${what} must be a non-negative integer (got ${String(v)})`)
-  }
 }
 
 function prepare (db: Database.Database) {

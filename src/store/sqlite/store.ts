@@ -13,10 +13,13 @@ import {
   CommitInfo, ListRange, LocalReads, ObjectStat, ObjectStore, ObjectWrite, OmapEntry, OmapRange,
   PoolName, StoreError, StoreUsage, SubmitOptions
 } from '../types'
+import { checkPoolName } from '../check'
 import { StoreLock } from '../lock'
 import { encodeBatch, EncodedBatch } from './codec'
 import { WriterConfig, WriterReply, WriterRequest } from './protocol'
 import { Reader } from './reads'
+import type { SqliteSnapshotOptions } from './snapshot'
+import type { SnapshotReaderSpec } from '../snapshot'
 import { checkStoreDir, writerReady } from './open'
 import { configureReader, DB_FILE, prepareDatabase } from './schema'
 
@@ -154,7 +157,7 @@ export class SqliteStore implements ObjectStore, LocalReads {
   // ---- writes ----
 
   async createPool (pool: PoolName): Promise<void> {
-    if (typeof pool !== 'string' || pool.length === 0) throw new StoreError('EINVAL', 'a pool name must be a non-empty string')
+    checkPoolName(pool)
     await this.request(id => ({ t: 'createPool', id, epoch: this.epoch, name: pool }), false)
   }
 
@@ -322,6 +325,11 @@ export class SqliteStore implements ObjectStore, LocalReads {
     }
   }
 
+  /** Other threads read the database directly, each on its own connection (snapshot.ts). */
+  snapshotReader (): SnapshotReaderSpec {
+    return { module: path.join(__dirname, 'snapshot.js'), options: { dbPath: path.join(this.dir, DB_FILE) } satisfies SqliteSnapshotOptions }
+  }
+
   // ---- state ----
 
   /** Counters for tests and benchmarks (group commit shows as commits << batches). */
@@ -331,19 +339,6 @@ export class SqliteStore implements ObjectStore, LocalReads {
 
   health (): StoreHealth {
     return this.healthState
-  }
-
-  /** Test hook: make the writer thread throw, as a bug in it would. */
-  crashWriterForTest (): void {
-    this.worker?.postMessage({ t: 'crash' } satisfies WriterRequest)
-  }
-
-  /**
-   * Test hook: the next `count` commits fail as if SQLite had returned `code`
-   * (SQLITE_FULL takes the full-disk path, SQLITE_IOERR_* the I/O error path).
-   */
-  injectCommitFaultForTest (code: string, count: number): void {
-    this.worker?.postMessage({ t: 'fault', code, count } satisfies WriterRequest)
   }
 
   /** Wait for every submitted batch, checkpoint, close both connections, stop the writer, release the lock. */

@@ -35,7 +35,7 @@ import { decodeBatch } from './codec'
 import { FailedRequest, WriterConfig, WriterReply, WriterRequest } from './protocol'
 import { configureWriter } from './schema'
 
-type Work = Exclude<WriterRequest, { t: 'close' } | { t: 'crash' } | { t: 'fault' }> & { writes?: ObjectWrite[] }
+type Work = Exclude<WriterRequest, { t: 'close' }> & { writes?: ObjectWrite[] }
 
 const cfg = workerData as WriterConfig
 const port = parentPort as MessagePort
@@ -58,8 +58,6 @@ let walDirty = false
 let dirSynced = false
 /** ok; retrying a group that ran out of space; full (gave up, failing fast); io (the last group hit an I/O error). */
 let trouble: 'ok' | 'retrying' | 'full' | 'io' = 'ok'
-/** Test hook: the next `left` commits fail with this SQLite error code. */
-let fault = { code: '', left: 0 }
 let retryStartMs = 0
 let retryDelayMs = 0
 let retryTimer: NodeJS.Timeout | null = null
@@ -73,8 +71,6 @@ function post (msg: WriterReply): void {
 
 function accept (msg: WriterRequest): void {
   if (msg.t === 'close') closing = true
-  else if (msg.t === 'crash') throw new Error('injected writer crash')
-  else if (msg.t === 'fault') fault = { code: msg.code, left: msg.count }
   else queue.push(msg)
 }
 
@@ -155,10 +151,6 @@ function commitGroup (group: Work[], durable: boolean): WriterReply {
       }
     }
     bumpCounters.run(seq + 1, objects)
-    if (fault.left > 0) {
-      fault.left--
-      throw Object.assign(new Error(`injected ${fault.code}`), { code: fault.code })
-    }
     db.exec('COMMIT')
   } catch (err) {
     if (db.inTransaction) {
