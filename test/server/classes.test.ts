@@ -24,7 +24,7 @@ return { incr = incr }
 
 const LOOP = `
 local function spin () while true do end end
-local function hog () local t = {} local i = 0 while true do i = i + 1 t[i] = string.rep('x', 8000000) .. i end end
+local function hog () local t = {} local i = 0 while true do i = i + 1 t[i] = string.rep('x', 40000000) .. i end end
 local function grab () return io.open('/etc/passwd') end
 return { spin = spin, hog = hog, grab = grab }
 `
