@@ -158,7 +158,8 @@ function startServer (): RpcServer {
   server.handle('noop', () => 0)
   server.handle('create', ([parent, name, mode, caller]) => {
     if (typeof name !== 'string' || typeof parent !== 'number') throw new Error('bad create')
-    return { ino: ++ino, mode, nlink: 1, uid: caller.uid, gid: caller.gid, rdev: 0, size: 0, atime: now, mtime: now, ctime: now }
+    const c = caller as { uid: number, gid: number }
+    return { ino: ++ino, mode, nlink: 1, uid: c.uid, gid: c.gid, rdev: 0, size: 0, atime: now, mtime: now, ctime: now }
   })
   const big = Buffer.alloc(MiB, 0x24)
   server.handle('get', () => big)

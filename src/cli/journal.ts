@@ -13,6 +13,7 @@ import * as path from 'path'
 import { JournalFile, type JournalFileHeader, type Segment } from '../cudele/journalfile'
 import { Decoder } from '../common/codec'
 import { appendJournalSegments, decodeEvent, eventName, type Event, isMarkerEvent, openMds, readJournalSegments } from '../mds'
+import { call } from '../protocol'
 import { connect } from '../rpc'
 import { openStore } from '../store'
 
@@ -129,7 +130,7 @@ export async function journalApply (file: string, target: { store?: string, conn
   if (target.connect) {
     const conn = await connect(target.connect, { name: 'cudele-journal' })
     try {
-      const r = await conn.call<{ applied: number, skipped: number }>('journal.apply', [l.segments.map(s => s.bytes)])
+      const r = await call(conn, 'journal.apply', [l.segments.map(s => s.bytes)])
       console.log(`applied ${r.applied} events, ${r.skipped} could not apply (their target was gone)`)
       return r.skipped > 0 ? 1 : 0
     } finally {

@@ -1,21 +1,22 @@
 // `cudele status --connect ADDR` and `cudele log --connect ADDR [--follow]`.
 
+import type { LogEntry } from '../mon/types'
+import { call, onNotify } from '../protocol'
 import { connect } from '../rpc'
-import type { StatusReport } from '../server/admin'
 
 /** A time in UTC, said so (the Z): logs from machines in other time zones line up. */
 function time (ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ')
 }
 
-function logLine (e: { seq: number, timeMs: number, level: string, who: string, message: string }): string {
+function logLine (e: LogEntry): string {
   return `${time(e.timeMs)} ${e.level.toUpperCase().padEnd(5)} ${e.who}: ${e.message}`
 }
 
 export async function statusCommand (address: string, json: boolean): Promise<number> {
   const conn = await connect(address, { name: 'cudele-status' })
   try {
-    const st = await conn.call<StatusReport>('status', [20])
+    const st = await call(conn, 'status', [20])
     if (json) {
       console.log(JSON.stringify(st, null, 2))
       return 0
@@ -45,15 +46,15 @@ export async function statusCommand (address: string, json: boolean): Promise<nu
 
 export async function logCommand (address: string, limit: number, follow: boolean): Promise<number> {
   const conn = await connect(address, { name: 'cudele-log' })
-  const entries = await conn.call<Array<{ seq: number, timeMs: number, level: string, who: string, message: string }>>('log', [limit])
+  const entries = await call(conn, 'log', [limit, undefined])
   for (const e of entries) console.log(logLine(e))
   if (!follow) {
     conn.close()
     return 0
   }
   const last = entries.length > 0 ? entries[entries.length - 1].seq : 0
-  conn.onNotify('log', ([e]) => console.log(logLine(e)))
-  await conn.call('log.follow', [last])
+  onNotify(conn, 'log', ([e]) => console.log(logLine(e)))
+  await call(conn, 'log.follow', [last])
   return await new Promise(resolve => {
     process.on('SIGINT', () => { conn.close(); resolve(0) })
     conn.on('close', () => resolve(0))

@@ -10,6 +10,10 @@
 import { randomBytes } from 'crypto'
 import { FsError, fsError } from '../common/errors'
 import type { Attr, Caller, DirEntry, FsStats, Ino, SetAttr } from '../common/types'
+import {
+  type ArgsOf, call, METHODS, type MutationName, mutationRequest, type MutationRequest, notify, onNotify,
+  type QueryName, type ReplyOf, send
+} from '../protocol'
 import { connect, type RpcConnection } from '../rpc'
 import type { ObjectWrite } from '../store/types'
 import type { CapListener, ClientBackend, OpenResult } from './backend'
@@ -23,11 +27,6 @@ export interface RemoteOptions {
   /** Shown in the server's status. */
   name: string
   /**
-   * Test-only: drop the server's revoke notifications, to play a client that
-   * never gives capabilities back (leases and eviction must still free them).
-   */
-  ignoreRevokesForTest?: boolean
-  /**
    * Who this client is as the owner of decoupled subtrees; stays the same
    * across restarts of the same mount (default: the session name).
    */
@@ -38,22 +37,20 @@ export const DEFAULT_REMOTE_OPTIONS: RemoteOptions = { reconnectTimeoutMs: 5 * 6
 
 interface Unsafe {
   tid: number
-  method: string
-  args: unknown[]
+  request: MutationRequest
   replied: boolean
   /** Kept in the local request log too (local_persist). */
   keep: boolean
   /** The inode a create made: its replay asks for the same number. */
   ino?: Ino
-  resolve: (v: any) => void
+  resolve: (v: unknown) => void
   reject: (e: Error) => void
 }
 
 /** A request kept in a client's local request log. */
 export interface KeptRequest {
   tid: number
-  method: string
-  args: unknown[]
+  request: MutationRequest
   /** The inode number a create's reply gave. */
   ino?: Ino
 }
@@ -74,8 +71,6 @@ export interface RequestKeeper {
   /** Nothing kept is unsafe any more (a clean end): the log goes. */
   close (): Promise<void>
 }
-
-const CREATES = new Set(['mknod', 'mkdir', 'symlink'])
 
 /**
  * A server that stops answering (hung, or a silent network partition) is
@@ -149,7 +144,7 @@ export class RemoteBackend implements ClientBackend {
       if (r.tid < this.nextTid) continue
       this.nextTid = r.tid + 1
       // replied: false, so a failure is heard (each of these succeeded the first time).
-      const u: Unsafe = { tid: r.tid, method: r.method, args: r.args, replied: false, keep: false, ino: r.ino, resolve: () => {}, reject: err => failed(r, err) }
+      const u: Unsafe = { tid: r.tid, request: r.request, replied: false, keep: false, ino: r.ino, resolve: () => {}, reject: err => failed(r, err) }
       this.unsafe.push(u)
       this.unsafeLive++
       this.stats.replayed++
@@ -160,27 +155,27 @@ export class RemoteBackend implements ClientBackend {
   /** Open (or take back) the session on a fresh connection, then replay what is not known safe. */
   private async attach (conn: RpcConnection, replay: boolean): Promise<void> {
     this.conn = conn
-    conn.onNotify('safe', ([tid]) => this.markSafe(Number(tid)))
-    conn.onNotify('revoke', ([ino, bits]) => { if (this.options.ignoreRevokesForTest !== true) this.onRevoke(Number(ino), Number(bits)) })
+    onNotify(conn, 'safe', ([tid]) => this.markSafe(tid))
+    onNotify(conn, 'revoke', ([ino, bits]) => this.onRevoke(ino, bits))
     conn.on('close', reason => {
       if (this.heartbeat) clearInterval(this.heartbeat)
       this.heartbeat = null
       if (!this.closing && this.conn === conn) this.reconnect(reason.message)
     })
-    const reply = await conn.call<{ session: number, resumed: boolean, bootId: string, heartbeatMs: number }>('session.open', [
+    const reply = await call(conn, 'session.open', [
       this.clientName,
       { opens: [...this.opens], caps: [...this.caps] },
       this.owner
     ])
-    conn.onNotify('mon.map', ([state]) => {
-      const l = this.mapListeners.get((state as { name: string }).name)
-      if (l) for (const fn of l.fns) fn(state as MapState)
+    onNotify(conn, 'mon.map', ([state]) => {
+      const l = this.mapListeners.get(state.name)
+      if (l) for (const fn of l.fns) fn(state)
     })
-    for (const [name, l] of this.mapListeners) conn.call('mon.subscribe', [name, l.epoch]).catch(() => {})
+    for (const [name, l] of this.mapListeners) call(conn, 'mon.subscribe', [name, l.epoch]).catch(() => {})
     this.sessionId = reply.session
     const restarted = this.bootId !== '' && reply.bootId !== this.bootId
     this.bootId = reply.bootId
-    this.heartbeat = setInterval(() => conn.notify('hb', []), Math.max(50, reply.heartbeatMs))
+    this.heartbeat = setInterval(() => notify(conn, 'hb', []), Math.max(50, reply.heartbeatMs))
     this.heartbeat.unref()
     if (replay) {
       // Resend everything not known safe, in order. After a restart the server
@@ -267,13 +262,13 @@ export class RemoteBackend implements ClientBackend {
 
   private send (u: Unsafe, replay: boolean): void {
     // A replayed create names the inode number it got the first time.
-    this.conn.call(u.method, [u.tid, this.firstUnsafeTid(u.tid), replay ? (u.ino ?? true) : false, ...u.args]).then(v => {
+    send(this.conn, u.request, { tid: u.tid, firstUnsafe: this.firstUnsafeTid(u.tid), replay: replay ? (u.ino ?? true) : false }).then(v => {
       if (!u.replied) {
         u.replied = true
-        if (CREATES.has(u.method)) u.ino = (v as Attr | null)?.ino
+        if (METHODS[u.request.method].creates) u.ino = (v as Attr | null)?.ino
         if (u.keep && this.keeper) {
           // Acknowledged only once it is in the local log.
-          this.keeper.keep({ tid: u.tid, method: u.method, args: u.args, ino: u.ino }).then(() => u.resolve(v), (err: Error) => u.reject(err))
+          this.keeper.keep({ tid: u.tid, request: u.request, ino: u.ino }).then(() => u.resolve(v), (err: Error) => u.reject(err))
         } else {
           u.resolve(v)
         }
@@ -309,11 +304,11 @@ export class RemoteBackend implements ClientBackend {
   }
 
   /** A request that changes something: queued for replay until safe. */
-  async mutate<T> (method: string, args: unknown[]): Promise<T> {
+  async mutate<M extends MutationName> (method: M, args: ArgsOf<M>): Promise<ReplyOf<M>> {
     const keep = this.keeping > 0
     await this.ready
-    return await new Promise<T>((resolve, reject) => {
-      const u: Unsafe = { tid: this.nextTid++, method, args, replied: false, keep, resolve, reject }
+    return await new Promise<ReplyOf<M>>((resolve, reject) => {
+      const u: Unsafe = { tid: this.nextTid++, request: mutationRequest(method, args), replied: false, keep, resolve: resolve as (v: unknown) => void, reject }
       this.unsafe.push(u)
       this.unsafeLive++
       this.send(u, false)
@@ -321,11 +316,11 @@ export class RemoteBackend implements ClientBackend {
   }
 
   /** A request that changes nothing: retried after a reconnect. */
-  async query<T> (method: string, args: unknown[]): Promise<T> {
+  async query<M extends QueryName> (method: M, args: ArgsOf<M>): Promise<ReplyOf<M>> {
     for (;;) {
       await this.ready
       try {
-        return await this.conn.call<T>(method, args)
+        return await call(this.conn, method, args)
       } catch (err) {
         if ((err as FsError).code !== 'ENOTCONN' || this.closing) throw err
         // The close handler has started reconnecting; wait for it.
@@ -345,21 +340,21 @@ export class RemoteBackend implements ClientBackend {
       const held = (this.caps.get(ino) ?? 0) & ~bits
       if (held === 0) this.caps.delete(ino)
       else this.caps.set(ino, held)
-      this.conn.call('caps.release', [ino, bits]).catch(() => {})
+      call(this.conn, 'caps.release', [ino, bits]).catch(() => {})
     }
     if (!this.capListener) return done()
     this.capListener.revoke(ino, bits).then(done, done)
   }
 
   async openFile (ino: Ino, flags: number): Promise<OpenResult> {
-    const r = await this.mutate<{ attr: Attr, caps: number, leaseMs: number }>('open', [ino, flags])
+    const r = await this.mutate('open', [ino, flags])
     this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1)
     if (r.caps) this.caps.set(ino, (this.caps.get(ino) ?? 0) | r.caps)
     return r
   }
 
   async acquireCaps (ino: Ino, bits: number): Promise<{ caps: number, leaseMs: number }> {
-    const r = await this.query<{ caps: number, leaseMs: number }>('caps.acquire', [ino, bits])
+    const r = await this.query('caps.acquire', [ino, bits])
     if (r.caps) this.caps.set(ino, (this.caps.get(ino) ?? 0) | r.caps)
     return r
   }
@@ -372,7 +367,7 @@ export class RemoteBackend implements ClientBackend {
   readlink (ino: Ino): Promise<string> { return this.query('readlink', [ino]) }
   readdir (ino: Ino, after: string | null, limit: number): Promise<DirEntry[]> { return this.query('readdir', [ino, after, limit]) }
   getxattr (ino: Ino, name: string): Promise<Buffer> {
-    return this.query<Uint8Array>('getxattr', [ino, name]).then(v => Buffer.from(v.buffer, v.byteOffset, v.length))
+    return this.query('getxattr', [ino, name]).then(v => Buffer.from(v.buffer, v.byteOffset, v.length))
   }
 
   listxattr (ino: Ino): Promise<string[]> { return this.query('listxattr', [ino]) }
@@ -380,7 +375,7 @@ export class RemoteBackend implements ClientBackend {
   async sync (durable: boolean): Promise<void> {
     // Safe means committed; durable (fsync) asks the server to put it on stable storage,
     // and what the local request log keeps goes to this machine's.
-    await this.query('sync', [durable])
+    await this.query('sync', [durable, undefined])
     if (durable && this.keeper) await this.keeper.flushed()
   }
 
@@ -406,16 +401,16 @@ export class RemoteBackend implements ClientBackend {
   mkdir (parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr> { return this.mutate('mkdir', [parent, name, mode, caller]) }
   symlink (parent: Ino, name: string, target: string, caller: Caller): Promise<Attr> { return this.mutate('symlink', [parent, name, target, caller]) }
   link (ino: Ino, newParent: Ino, newName: string): Promise<Attr> { return this.mutate('link', [ino, newParent, newName]) }
-  unlink (parent: Ino, name: string): Promise<void> { return this.mutate('unlink', [parent, name]) }
-  rmdir (parent: Ino, name: string): Promise<void> { return this.mutate('rmdir', [parent, name]) }
-  rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> { return this.mutate('rename', [parent, name, newParent, newName, flags]) }
-  setxattr (ino: Ino, name: string, value: Buffer, flags: number): Promise<void> { return this.mutate('setxattr', [ino, name, value, flags]) }
-  removexattr (ino: Ino, name: string): Promise<void> { return this.mutate('removexattr', [ino, name]) }
+  async unlink (parent: Ino, name: string): Promise<void> { await this.mutate('unlink', [parent, name]) }
+  async rmdir (parent: Ino, name: string): Promise<void> { await this.mutate('rmdir', [parent, name]) }
+  async rename (parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<void> { await this.mutate('rename', [parent, name, newParent, newName, flags]) }
+  async setxattr (ino: Ino, name: string, value: Buffer, flags: number): Promise<void> { await this.mutate('setxattr', [ino, name, value, flags]) }
+  async removexattr (ino: Ino, name: string): Promise<void> { await this.mutate('removexattr', [ino, name]) }
 
   // ---- data ----
 
   commitData (ino: Ino, writes: ObjectWrite[], change: SetAttr, durable: boolean): { attr: Promise<Attr>, committed: Promise<unknown> } {
-    const p = this.mutate<Attr>('data.commit', [ino, writes, change, durable])
+    const p = this.mutate('data.commit', [ino, writes, change, durable])
     return { attr: p, committed: p }
   }
 
@@ -450,7 +445,7 @@ export class RemoteBackend implements ClientBackend {
     if (this.heartbeat) clearInterval(this.heartbeat)
     // The log goes before the server forgets which requests it did: a replay of it would do them again.
     if (this.keeper) await this.keeper.close().catch(() => {})
-    await this.conn.call('session.close', []).catch(() => {})
+    await call(this.conn, 'session.close', []).catch(() => {})
     this.conn.close('the client is done')
   }
 

@@ -426,23 +426,13 @@ export class SubtreeRegistry {
     return set
   }
 
-  /** A change went through the MDS: an inode it put into a claimed subtree belongs to it from now on. */
-  noted (name: string, args: any[], result: unknown): void {
-    if (this.claimedInodes.size === 0) return
-    let dir: Ino
-    let ino: Ino | undefined
-    if (name === 'mknod' || name === 'mkdir' || name === 'symlink') {
-      dir = Number(args[0])
-      ino = (result as { ino?: Ino } | null)?.ino
-    } else if (name === 'link') {
-      dir = Number(args[1])
-      ino = Number(args[0])
-    } else if (name === 'rename') {
-      dir = Number(args[2])
-      ino = this.mds.lookupOrNull(dir, String(args[3]))?.ino
-    } else {
-      return
-    }
+  /** Does noted() have anything to keep up to date? (If not, callers may skip working out what to tell it.) */
+  get tracksClaimedInodes (): boolean {
+    return this.claimedInodes.size > 0
+  }
+
+  /** A change went through the MDS and put inode ino into directory dir: in a claimed subtree, it belongs to it from now on. */
+  noted (dir: Ino, ino: Ino | undefined): void {
     if (ino === undefined) return
     for (const set of this.claimedInodes.values()) if (set.has(dir)) set.add(ino)
   }

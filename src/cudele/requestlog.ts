@@ -17,6 +17,7 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
+import { checkedMutation } from '../protocol'
 import { decodeValue, encodeValue } from '../rpc'
 import { RemoteBackend, type KeptRequest, type RequestKeeper } from '../client/remote'
 
@@ -56,7 +57,7 @@ export class RequestLog implements RequestKeeper {
 
   keep (r: KeptRequest): Promise<void> {
     if (r.tid <= this.safeTid) return Promise.resolve()
-    const frame = encodeFrame({ t: r.tid, m: r.method, a: r.args as never, i: r.ino ?? 0 })
+    const frame = encodeFrame({ t: r.tid, m: r.request.method, a: r.request.args, i: r.ino ?? 0 })
     let i = this.unsafe.length
     while (i > 0 && this.unsafe[i - 1].tid > r.tid) i--
     this.unsafe.splice(i, 0, { tid: r.tid, frame })
@@ -147,13 +148,19 @@ export class RequestLog implements RequestKeeper {
     this.bytes = body.length
   }
 
-  /** The header and the requests of a log that are not marked safe (a torn tail from a crash is ignored). */
-  static read (file: string): { header: Header, requests: KeptRequest[] } {
+  /**
+   * The header and the requests of a log that are not marked safe (a torn
+   * tail from a crash is ignored). A request the protocol table does not
+   * know as a change, or whose arguments are not of its method's shapes, is
+   * left out and said in `refused`.
+   */
+  static read (file: string): { header: Header, requests: KeptRequest[], refused: string[] } {
     const buf = fs.readFileSync(file)
     const nl = buf.indexOf(0x0a)
     const header = JSON.parse(buf.subarray(0, nl < 0 ? 0 : nl).toString() || '{}') as Header
     if (header.cudele !== 'request-log' || header.version !== 1) throw new Error(`${file}: not a cudele request log`)
     const requests: KeptRequest[] = []
+    const refused: string[] = []
     let safe = 0
     let pos = nl + 1
     while (pos + 4 <= buf.length) {
@@ -166,10 +173,17 @@ export class RequestLog implements RequestKeeper {
         break // a frame torn by a crash: nothing after it was acknowledged
       }
       pos += 4 + len
-      if (typeof v.s === 'number') safe = Math.max(safe, v.s)
-      else if (typeof v.t === 'number' && typeof v.m === 'string' && Array.isArray(v.a)) requests.push({ tid: v.t, method: v.m, args: v.a, ino: v.i || undefined })
+      if (typeof v.s === 'number') {
+        safe = Math.max(safe, v.s)
+      } else if (typeof v.t === 'number' && typeof v.m === 'string' && Array.isArray(v.a)) {
+        try {
+          requests.push({ tid: v.t, request: checkedMutation(v.m, v.a), ino: v.i || undefined })
+        } catch (err) {
+          refused.push(`request ${v.t}: ${(err as Error).message}`)
+        }
+      }
     }
-    return { header, requests: requests.filter(r => r.tid > safe) }
+    return { header, requests: requests.filter(r => r.tid > safe), refused }
   }
 }
 
@@ -192,7 +206,7 @@ export async function recoverRequestLogs (address: string, dir: string, say: (li
   let replayed = 0
   for (const name of names) {
     const file = path.join(dir, name)
-    let log: { header: Header, requests: KeptRequest[] }
+    let log: { header: Header, requests: KeptRequest[], refused: string[] }
     try {
       log = RequestLog.read(file)
     } catch (err) {
@@ -200,10 +214,11 @@ export async function recoverRequestLogs (address: string, dir: string, say: (li
       continue
     }
     if (log.header.source !== address) continue
+    if (log.refused.length > 0) say(`${log.refused.length} requests of ${file} cannot be replayed, the first: ${log.refused[0]}`)
     if (log.requests.length > 0) {
       const backend = await RemoteBackend.connect(address, { name: 'cudele-recovery', owner: log.header.owner }, log.header.client)
       const failures: string[] = []
-      backend.replayKept(log.requests, (r, err) => failures.push(`${r.method} (request ${r.tid}): ${err.message}`))
+      backend.replayKept(log.requests, (r, err) => failures.push(`${r.request.method} (request ${r.tid}): ${err.message}`))
       await backend.settle(RECOVERY_SAFE_MS)
       if (failures.length > 0) say(`${failures.length} requests of ${file} failed when replayed, the first: ${failures[0]}`)
       const left = backend.unsafeCount

@@ -1,31 +1,25 @@
 // One RPC connection; both ends are the same class and either may call,
 // notify and answer. connect() (connect.ts) and RpcServer (server.ts) make
-// them; the handshake (hello → welcome) happens before either hands one out.
+// them; the handshake (hello → welcome, handshake.ts) happens before either
+// hands one out. The peer's requests and notifies go to their handlers
+// through dispatch.ts; what is sent goes through the outbox (outbox.ts:
+// batching and outgoing backpressure); heartbeat.ts tells a silent peer from
+// a live one.
 //
 // Pipelining: any number of calls may be in flight; replies carry the
 // request's id and may come back in any order (handlers may be async).
-//
-// Batching: frames are encoded into one output buffer and written with a
-// single socket.write() at the end of the event-loop turn (setImmediate), so
-// the replies to all the requests of one read, or a burst of calls, go out
-// together. Incoming chunks are split into frames and all complete ones are
-// handled in one go.
-//
-// Backpressure, outgoing: encoded but unsent bytes (our buffer plus what the
-// socket still holds) are kept under maxQueuedBytes (plus at most one frame).
-// Past that, calls, notifies and replies wait in a FIFO holding only
-// references to their values, and are encoded as the socket drains; order is
-// kept. Producers that make their own data can pace themselves with
-// whenWritable(). Pings, pongs and goodbyes skip the FIFO (they are tiny).
+// Incoming chunks are split into frames and all complete ones are handled in
+// one go.
 //
 // Backpressure, incoming: when maxConcurrentRequests of the peer's requests
-// are being handled or have replies waiting in the FIFO, the connection stops
-// reading until half of them are done, so a peer that sends requests without
-// reading replies gets TCP backpressure instead of growing our memory. A
-// connection never stops reading because of its own outgoing queue: if both
-// ends did that, they could wait for each other forever. (Both ends serving
-// more than maxConcurrentRequests of each other's requests with replies the
-// other is not reading could still stall; our peers don't do that.)
+// are being handled or have replies waiting in the outbox, the connection
+// stops reading until half of them are done, so a peer that sends requests
+// without reading replies gets TCP backpressure instead of growing our
+// memory. A connection never stops reading because of its own outgoing
+// queue: if both ends did that, they could wait for each other forever.
+// (Both ends serving more than maxConcurrentRequests of each other's
+// requests with replies the other is not reading could still stall; our
+// peers don't do that.)
 //
 // Closing: calls still waiting when the connection closes, for whatever
 // reason, reject with FsError ENOTCONN saying why, so the caller can replay
@@ -34,18 +28,21 @@
 import { EventEmitter } from 'events'
 import type net from 'net'
 import { ErrnoName, FsError } from '../common/errors'
-import { fromWire, isErrnoName, toWireError } from './errors'
-import {
-  beginFrame, DEFAULT_MAX_FRAME, endFrame, FrameError, FrameParser, FrameType, frameTypeName,
-  PROTOCOL_MAJOR, PROTOCOL_MINOR, PROTOCOL_NAME
-} from './frame'
+import { Dispatcher } from './dispatch'
+import { fromWire, isErrnoName } from './errors'
+import { DEFAULT_MAX_FRAME, FrameError, FrameParser, FrameType, frameTypeName, PROTOCOL_MAJOR } from './frame'
 import { AnyNotifyHandler, Handlers, MethodHandler, NotifyHandler, RequestHandler } from './handlers'
-import { DecodeError, EncodeError, Reader, Writer } from './values'
+import { checkFirstFrameLength, greeting, type PeerInfo, readGreeting, versionMismatch } from './handshake'
+import { Heartbeat } from './heartbeat'
+import { MIN_QUEUED_BYTES, Outbox } from './outbox'
+import { DecodeError, Reader } from './values'
+
+export type { PeerInfo } from './handshake'
 
 export interface ConnectionOptions {
   /** Largest frame sent or accepted (bytes after the length field). Default 64 MiB. */
   maxFrameBytes?: number
-  /** Bound on encoded, unsent bytes before senders wait (see above). Default 16 MiB; at least 64 KiB. */
+  /** Bound on encoded, unsent bytes before senders wait (see outbox.ts). Default 16 MiB; at least 64 KiB. */
   maxQueuedBytes?: number
   /** Peer requests handled at once before we stop reading. Default 1024. */
   maxConcurrentRequests?: number
@@ -72,13 +69,6 @@ export interface CloseReason {
   remote: boolean
 }
 
-export interface PeerInfo {
-  major: number
-  minor: number
-  name: string
-  pid: number
-}
-
 export interface ConnectionStats {
   pendingCalls: number
   activeRequests: number
@@ -100,12 +90,6 @@ interface Pending {
   timer: NodeJS.Timeout | undefined
 }
 
-/** A frame waiting in the FIFO: for requests and notifies s is the method, for errors the code. */
-interface Deferred { type: number, id: number, s: string, v: unknown }
-
-/** A frame bigger than this during the handshake is not a hello: the peer speaks something else. */
-const HANDSHAKE_MAX_FRAME = 64 * 1024
-const MIN_QUEUED_BYTES = 64 * 1024
 /** How long a closing connection waits for its last bytes to leave before destroying the socket. */
 const LINGER_MS = 2000
 const READ_PAUSED_BY_USER = 1
@@ -120,40 +104,27 @@ type State = 'handshake' | 'open' | 'closed'
 
 export class RpcConnection extends EventEmitter {
   /** A slot for whoever owns the connection (the session layer keeps its session here). */
-  data: any = undefined
+  data: unknown = undefined
   /** The peer's protocol version and identity, known once the handshake is done. */
   remoteVersion: PeerInfo | null = null
   closeReason: CloseReason | null = null
 
   private state: State = 'handshake'
   private readonly handlers: Handlers
-  private readonly w = new Writer()
+  private readonly outbox: Outbox
+  private readonly heartbeat: Heartbeat
   private readonly reader = new Reader(Buffer.alloc(0), 0, 0)
   private readonly parser: FrameParser
-  private readonly maxFrame: number
-  private readonly maxQueued: number
-  private readonly maxActive: number
+  private readonly dispatcher: Dispatcher
   private readonly log: (msg: string) => void
 
   private nextId = 1
   private readonly pending = new Map<number, Pending>()
-  private deferred: Array<Deferred | undefined> = []
-  private deferHead = 0
-  private writableWaiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
-  private readonly pings = new Map<number, { resolve: (ms: number) => void, reject: (e: Error) => void, sent: number, timer: NodeJS.Timeout }>()
-  private pingSeq = 0
-  private flushPending = false
-  private activeRequests = 0
   private pauseBits = 0
-  private heartbeat: NodeJS.Timeout | undefined
   private handshakeTimer: NodeJS.Timeout | undefined
-  private readonly warnedNotifies = new Set<string>()
 
-  private framesSent = 0
   private framesReceived = 0
-  private bytesSent = 0
   private bytesReceived = 0
-  private writes = 0
   private reads = 0
 
   /**
@@ -172,15 +143,38 @@ export class RpcConnection extends EventEmitter {
   ) {
     super()
     this.handlers = new Handlers(parentHandlers)
-    this.maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME
-    this.maxQueued = Math.max(MIN_QUEUED_BYTES, opts.maxQueuedBytes ?? 16 * 1024 * 1024)
-    this.maxActive = Math.max(1, opts.maxConcurrentRequests ?? 1024)
+    const maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME
     this.log = opts.log ?? defaultLog
-    this.parser = new FrameParser(this.maxFrame, this.onFrame, this.checkLength)
+    this.dispatcher = new Dispatcher(this.handlers, this, Math.max(1, opts.maxConcurrentRequests ?? 1024), {
+      send: (type, id, s, v) => this.outbox.send(type, id, s, v),
+      isClosed: () => this.state === 'closed',
+      overloaded: on => { if (on || (this.pauseBits & READ_PAUSED_BY_LOAD) !== 0) this.setPause(READ_PAUSED_BY_LOAD, on) },
+      peer: () => this.peer,
+      log: this.log
+    })
+    this.parser = new FrameParser(maxFrame, this.onFrame, this.checkLength)
+    this.outbox = new Outbox(socket, maxFrame, Math.max(MIN_QUEUED_BYTES, opts.maxQueuedBytes ?? 16 * 1024 * 1024), {
+      isOpen: () => this.state === 'open',
+      isClosed: () => this.state === 'closed',
+      awaitsReply: id => this.pending.has(id),
+      requestFailed: (id, err) => this.settleFailed(id, err),
+      replied: () => this.dispatcher.replied(),
+      peer: () => this.peer,
+      log: this.log
+    })
+    this.heartbeat = new Heartbeat({
+      sendPing: id => this.outbox.control(FrameType.PING, id),
+      reads: () => this.reads,
+      paused: () => this.pauseBits !== 0,
+      silent: quiet => {
+        this.log(`closing the connection to ${this.peer}: nothing received for ${quiet} ms`)
+        this.shutdown({ code: 'ETIMEDOUT', message: `heartbeat timeout: nothing received from ${this.peer} for ${quiet} ms`, remote: false }, 'abort')
+      },
+      peer: () => this.peer
+    })
 
     socket.setNoDelay?.(true)
     socket.on('data', this.onData)
-    socket.on('drain', this.onDrain)
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.shutdown({ code: isErrnoName(err.code) ? err.code : 'EIO', message: err.message, remote: true }, 'abort')
     })
@@ -192,8 +186,8 @@ export class RpcConnection extends EventEmitter {
     })
 
     if (side === 'client') {
-      this.control(FrameType.HELLO, 0, this.helloPayload())
-      this.flush()
+      this.outbox.control(FrameType.HELLO, 0, greeting(this.opts.name ?? 'cudele'))
+      this.outbox.flush()
     } else {
       this.handshakeTimer = setTimeout(() => {
         this.protocolError('ETIMEDOUT', `no hello from ${peer} within ${handshakeTimeoutMs} ms`)
@@ -220,7 +214,7 @@ export class RpcConnection extends EventEmitter {
           if (this.pending.delete(id)) reject(new FsError('ETIMEDOUT', `${method}: no reply from ${this.peer} within ${ms} ms`))
         }, ms)
       }
-      this.out(FrameType.REQUEST, id, method, args)
+      this.outbox.send(FrameType.REQUEST, id, method, args)
     })
   }
 
@@ -231,7 +225,7 @@ export class RpcConnection extends EventEmitter {
    */
   notify (method: string, args: unknown[] = []): boolean {
     if (this.state !== 'open') return false
-    this.out(FrameType.NOTIFY, 0, method, args)
+    this.outbox.send(FrameType.NOTIFY, 0, method, args)
     return true
   }
 
@@ -259,27 +253,18 @@ export class RpcConnection extends EventEmitter {
   /** Round trip time in ms. */
   ping (timeoutMs = 10_000): Promise<number> {
     if (this.state !== 'open') return Promise.reject(this.notConnected('ping'))
-    const id = ++this.pingSeq
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pings.delete(id)
-        reject(new FsError('ETIMEDOUT', `ping: no pong from ${this.peer} within ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.pings.set(id, { resolve, reject, sent: performance.now(), timer })
-      this.control(FrameType.PING, id)
-    })
+    return this.heartbeat.ping(timeoutMs)
   }
 
   /** False while senders wait for the socket to drain. */
   get writable (): boolean {
-    return this.state === 'open' && this.deferHead === this.deferred.length && this.queuedBytes() < this.maxQueued
+    return this.outbox.writable
   }
 
   /** Resolves when a new frame would be encoded at once rather than wait; rejects ENOTCONN when closed. */
   whenWritable (): Promise<void> {
     if (this.state === 'closed') return Promise.reject(this.notConnected('whenWritable'))
-    if (this.writable) return Promise.resolve()
-    return new Promise((resolve, reject) => this.writableWaiters.push({ resolve, reject }))
+    return this.outbox.whenWritable()
   }
 
   /** Stop reading from the peer (it gets TCP backpressure); for flow control and tests. */
@@ -289,14 +274,14 @@ export class RpcConnection extends EventEmitter {
   stats (): ConnectionStats {
     return {
       pendingCalls: this.pending.size,
-      activeRequests: this.activeRequests,
-      queuedBytes: this.queuedBytes(),
-      deferred: this.deferred.length - this.deferHead,
-      framesSent: this.framesSent,
+      activeRequests: this.dispatcher.activeRequests,
+      queuedBytes: this.outbox.queuedBytes(),
+      deferred: this.outbox.waiting,
+      framesSent: this.outbox.framesSent,
       framesReceived: this.framesReceived,
-      bytesSent: this.bytesSent,
+      bytesSent: this.outbox.bytesSent,
       bytesReceived: this.bytesReceived,
-      writes: this.writes,
+      writes: this.outbox.writes,
       reads: this.reads
     }
   }
@@ -325,9 +310,7 @@ export class RpcConnection extends EventEmitter {
   }
 
   private readonly checkLength = (length: number): void => {
-    if (this.state === 'handshake' && length > HANDSHAKE_MAX_FRAME) {
-      throw new FrameError('EPROTO', `the first frame claims ${length} bytes; the peer does not speak ${PROTOCOL_NAME}`)
-    }
+    if (this.state === 'handshake') checkFirstFrameLength(length)
   }
 
   private readonly onFrame = (buf: Buffer, start: number, end: number): boolean => {
@@ -348,7 +331,7 @@ export class RpcConnection extends EventEmitter {
         const method = r.name()
         const args = r.value()
         if (!Array.isArray(args)) throw new FrameError('EPROTO', `malformed frame: the arguments of ${method} are not an array`)
-        this.dispatch(id, method, args)
+        this.dispatcher.request(id, method, args)
         break
       }
       case FrameType.REPLY: {
@@ -363,32 +346,22 @@ export class RpcConnection extends EventEmitter {
       case FrameType.ERROR: {
         const code = r.string()
         const message = r.string()
-        const p = this.pending.get(id)
-        if (p === undefined) break
-        this.pending.delete(id)
-        if (p.timer !== undefined) clearTimeout(p.timer)
-        p.reject(fromWire(code, message))
+        this.settleFailed(id, fromWire(code, message))
         break
       }
       case FrameType.NOTIFY: {
         const method = r.name()
         const args = r.value()
         if (!Array.isArray(args)) throw new FrameError('EPROTO', `malformed frame: the arguments of notify ${method} are not an array`)
-        this.dispatchNotify(method, args)
+        this.dispatcher.notify(method, args)
         break
       }
       case FrameType.PING:
-        this.control(FrameType.PONG, id)
+        this.outbox.control(FrameType.PONG, id)
         break
-      case FrameType.PONG: {
-        const p = this.pings.get(id)
-        if (p !== undefined) {
-          this.pings.delete(id)
-          clearTimeout(p.timer)
-          p.resolve(performance.now() - p.sent)
-        }
+      case FrameType.PONG:
+        this.heartbeat.pong(id)
         break
-      }
       case FrameType.GOODBYE:
         this.onGoodbye(r)
         return false
@@ -405,10 +378,6 @@ export class RpcConnection extends EventEmitter {
     this.shutdown({ code: isErrnoName(code) ? code : 'EIO', message: `the peer closed the connection: ${message}`, remote: true }, 'end')
   }
 
-  private helloPayload (): object {
-    return { proto: PROTOCOL_NAME, minor: PROTOCOL_MINOR, name: this.opts.name ?? 'cudele', pid: process.pid }
-  }
-
   private onHandshakeFrame (version: number, type: number, r: Reader): void {
     if (type === FrameType.GOODBYE) {
       const code = r.string()
@@ -417,36 +386,21 @@ export class RpcConnection extends EventEmitter {
       this.shutdown({ code: isErrnoName(code) ? code : 'EIO', message, remote: true }, 'end')
       return
     }
-    const expected = this.side === 'client' ? FrameType.WELCOME : FrameType.HELLO
-    if (type !== expected) {
-      throw new FrameError('EPROTO', `expected a ${frameTypeName(expected)} frame, got ${frameTypeName(type)}; the peer does not speak ${PROTOCOL_NAME}`)
-    }
-    const info = r.value() as Record<string, unknown> | null
-    if (info === null || typeof info !== 'object' || info.proto !== PROTOCOL_NAME) {
-      throw new FrameError('EPROTO', `the ${frameTypeName(type)} frame is not ${PROTOCOL_NAME}'s; the peer speaks something else`)
-    }
-    const peer: PeerInfo = {
-      major: version,
-      minor: typeof info.minor === 'number' ? info.minor : 0,
-      name: typeof info.name === 'string' ? info.name : '?',
-      pid: typeof info.pid === 'number' ? info.pid : 0
-    }
-    if (version !== PROTOCOL_MAJOR) {
-      const them = `${peer.name} pid ${peer.pid}`
-      const msg = this.side === 'server'
-        ? `protocol version mismatch: this server speaks ${PROTOCOL_NAME} ${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}, the client (${them}) ${peer.major}.${peer.minor}; run the same major version on both sides`
-        : `protocol version mismatch: the server at ${this.peer} (${them}) speaks ${PROTOCOL_NAME} ${peer.major}.${peer.minor}, this client ${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}; run the same major version on both sides`
-      this.protocolError('EPROTO', msg)
+    const peer = readGreeting(this.side, version, type, r)
+    const mismatch = versionMismatch(this.side, peer, this.peer)
+    if (mismatch !== null) {
+      this.protocolError('EPROTO', mismatch)
       return
     }
     this.remoteVersion = peer
     if (this.side === 'server') {
       this.peer = `${peer.name} pid ${peer.pid} (${this.peer})`
-      this.control(FrameType.WELCOME, 0, this.helloPayload())
+      this.outbox.control(FrameType.WELCOME, 0, greeting(this.opts.name ?? 'cudele'))
     }
     this.state = 'open'
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer)
-    this.startHeartbeat()
+    const every = this.opts.heartbeatMs ?? 0
+    this.heartbeat.start(every, this.opts.heartbeatTimeoutMs ?? 3 * every)
     if (this.side === 'client') {
       // A server may notify right after its welcome, in the same read. Hold
       // those frames for a turn: the code awaiting connect() runs first and
@@ -463,232 +417,16 @@ export class RpcConnection extends EventEmitter {
     }
   }
 
-  private dispatch (id: number, method: string, args: unknown[]): void {
-    if (++this.activeRequests >= this.maxActive) this.setPause(READ_PAUSED_BY_LOAD, true)
-    const h = this.handlers.method(method)
-    // Only registered methods are counted (see Handlers.counts).
-    const counted = h !== undefined
-    const t0 = counted ? performance.now() : 0
-    let result: unknown
-    try {
-      if (h !== undefined) {
-        result = h(args, this)
-      } else {
-        const any = this.handlers.fallback()
-        if (any === undefined) {
-          this.out(FrameType.ERROR, id, 'EOPNOTSUPP', `unknown method '${method}'`)
-          return
-        }
-        result = any(method, args, this)
-      }
-    } catch (err) {
-      if (counted) this.handlers.count(method, performance.now() - t0, true)
-      this.replyThrown(id, method, err)
-      return
-    }
-    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-      Promise.resolve(result)
-        .then(v => {
-          if (counted) this.handlers.count(method, performance.now() - t0, false)
-          this.reply(id, method, v)
-        }, err => {
-          if (counted) this.handlers.count(method, performance.now() - t0, true)
-          this.replyThrown(id, method, err)
-        })
-        .catch(err => this.log(`replying to ${method} from ${this.peer} failed: ${(err as Error)?.stack ?? String(err)}`))
-    } else {
-      if (counted) this.handlers.count(method, performance.now() - t0, false)
-      this.reply(id, method, result)
-    }
+  /** A call failed: its error reply came, or its request could not be sent. */
+  private settleFailed (id: number, err: Error): void {
+    const p = this.pending.get(id)
+    if (p === undefined) return // timed out, or a confused peer: nothing waits for it
+    this.pending.delete(id)
+    if (p.timer !== undefined) clearTimeout(p.timer)
+    p.reject(err)
   }
 
-  private reply (id: number, method: string, v: unknown): void {
-    if (this.state === 'closed') return
-    this.out(FrameType.REPLY, id, method, v)
-  }
-
-  private replyThrown (id: number, method: string, err: unknown): void {
-    const w = toWireError(err, method)
-    if (w.internal) this.log(`${method} from ${this.peer} failed: ${(err as Error)?.stack ?? String(err)}`)
-    if (this.state === 'closed') return
-    this.out(FrameType.ERROR, id, w.code, w.message)
-  }
-
-  private dispatchNotify (method: string, args: unknown[]): void {
-    try {
-      const h = this.handlers.notifyHandler(method)
-      if (h !== undefined) { h(args, this); return }
-      const any = this.handlers.notifyFallback()
-      if (any !== undefined) { any(method, args, this); return }
-      if (!this.warnedNotifies.has(method)) {
-        this.warnedNotifies.add(method)
-        this.log(`no handler for notify '${method}' from ${this.peer}; dropped`)
-      }
-    } catch (err) {
-      this.log(`notify ${method} from ${this.peer} failed: ${(err as Error)?.stack ?? String(err)}`)
-    }
-  }
-
-  // ---- sending ----------------------------------------------------------
-
-  /** Encoded bytes not yet taken by the kernel. */
-  private queuedBytes (): number {
-    return this.w.length + this.socket.writableLength
-  }
-
-  /** A request, reply, error or notify: encoded now, or queued behind others while the socket is backed up. */
-  private out (type: number, id: number, s: string, v: unknown): void {
-    if (this.deferHead < this.deferred.length || this.queuedBytes() >= this.maxQueued) {
-      this.deferred.push({ type, id, s, v })
-      return
-    }
-    this.encode(type, id, s, v, true)
-  }
-
-  private encode (type: number, id: number, s: string, v: unknown, direct: boolean): void {
-    const w = this.w
-    const mark = beginFrame(w, type, id)
-    try {
-      if (type === FrameType.REPLY) {
-        w.value(v)
-      } else if (type === FrameType.ERROR) {
-        w.string(s)
-        w.string(v as string)
-      } else {
-        w.string(s)
-        w.value(v)
-      }
-      endFrame(w, mark, this.maxFrame)
-    } catch (err) {
-      w.rollback(mark)
-      this.encodeFailed(type, id, s, v, err, direct)
-      return
-    }
-    this.framesSent++
-    if (type === FrameType.REPLY || type === FrameType.ERROR) this.replied()
-    this.scheduleFlush()
-  }
-
-  private encodeFailed (type: number, id: number, s: string, v: unknown, err: unknown, direct: boolean): void {
-    if (err instanceof EncodeError) err.refresh()
-    const code: ErrnoName = err instanceof FrameError ? err.code : err instanceof EncodeError ? 'EINVAL' : 'EIO'
-    const message = (err as Error)?.message ?? String(err)
-    switch (type) {
-      case FrameType.REQUEST: {
-        const p = this.pending.get(id)
-        if (p === undefined) return
-        this.pending.delete(id)
-        if (p.timer !== undefined) clearTimeout(p.timer)
-        p.reject(new FsError(code, `${s}: ${message}`))
-        return
-      }
-      case FrameType.REPLY:
-        this.log(`the reply to ${s} from ${this.peer} cannot be sent: ${message}`)
-        this.encode(FrameType.ERROR, id, code === 'EMSGSIZE' ? 'EMSGSIZE' : 'EIO', `${s}: the reply cannot be sent: ${message}`, direct)
-        return
-      case FrameType.ERROR: {
-        // Only an enormous error message gets here: send a short one instead, once.
-        const short = 'the error message was too long to send'
-        if (v === short) {
-          this.log(`the error reply to request ${id} from ${this.peer} cannot be sent: ${message}`)
-          this.replied()
-          return
-        }
-        this.encode(FrameType.ERROR, id, s, short, direct)
-        return
-      }
-      default:
-        if (direct) throw new FsError(code, `notify ${s}: ${message}`)
-        this.log(`notify ${s} to ${this.peer} dropped: ${message}`)
-    }
-  }
-
-  /** A reply left (or will never leave): one fewer peer request in progress. */
-  private replied (): void {
-    this.activeRequests--
-    if ((this.pauseBits & READ_PAUSED_BY_LOAD) !== 0 && this.activeRequests <= this.maxActive >> 1) {
-      this.setPause(READ_PAUSED_BY_LOAD, false)
-    }
-  }
-
-  /** Control frames skip the FIFO. */
-  private control (type: number, id: number, payload?: object): void {
-    const w = this.w
-    const mark = beginFrame(w, type, id)
-    if (payload !== undefined) w.value(payload)
-    endFrame(w, mark, this.maxFrame)
-    this.framesSent++
-    this.scheduleFlush()
-  }
-
-  private scheduleFlush (): void {
-    if (this.flushPending) return
-    this.flushPending = true
-    setImmediate(this.flush)
-  }
-
-  private readonly flush = (): void => {
-    this.flushPending = false
-    while (this.w.length > 0) {
-      const socket = this.socket
-      const bytes = this.w.length
-      const parts = this.w.takeAll()
-      if (socket.destroyed || socket.writableEnded) return
-      this.writes++
-      this.bytesSent += bytes
-      let ok = true
-      if (parts.length === 1) {
-        ok = socket.write(parts[0])
-      } else {
-        // One writev for all of them. (The last write's answer covers them all.)
-        socket.cork()
-        for (const p of parts) ok = socket.write(p)
-        socket.uncork()
-      }
-      // false: the socket holds more than its high-water mark; 'drain' carries on.
-      if (!ok) return
-      // The kernel took it all at once: nothing will drain, so carry on here.
-      if (!this.pumpDeferred()) break
-    }
-    this.wakeWriters()
-  }
-
-  private readonly onDrain = (): void => {
-    this.pumpDeferred()
-    this.flush()
-  }
-
-  /** Encode waiting frames while the queue is under its bound; true if any were. */
-  private pumpDeferred (): boolean {
-    let any = false
-    while (this.deferHead < this.deferred.length && this.queuedBytes() < this.maxQueued && this.state !== 'closed') {
-      const d = this.deferred[this.deferHead] as Deferred
-      this.deferred[this.deferHead++] = undefined
-      // A call that timed out while waiting is not worth sending.
-      if (d.type === FrameType.REQUEST && !this.pending.has(d.id)) continue
-      this.encode(d.type, d.id, d.s, d.v, false)
-      any = true
-    }
-    if (this.deferHead === this.deferred.length) {
-      if (this.deferHead > 0) {
-        this.deferred = []
-        this.deferHead = 0
-      }
-    } else if (this.deferHead > 1024 && this.deferHead > this.deferred.length >> 1) {
-      this.deferred = this.deferred.slice(this.deferHead)
-      this.deferHead = 0
-    }
-    return any
-  }
-
-  private wakeWriters (): void {
-    if (this.writableWaiters.length === 0 || !this.writable) return
-    const waiters = this.writableWaiters
-    this.writableWaiters = []
-    for (const x of waiters) x.resolve()
-  }
-
-  // ---- reading control and heartbeat ------------------------------------
+  // ---- reading control --------------------------------------------------
 
   private setPause (bit: number, on: boolean): void {
     const before = this.pauseBits
@@ -711,31 +449,6 @@ export class RpcConnection extends EventEmitter {
     } catch (err) {
       this.parseFailed(err)
     }
-  }
-
-  private startHeartbeat (): void {
-    const every = this.opts.heartbeatMs ?? 0
-    if (every <= 0) return
-    const timeout = this.opts.heartbeatTimeoutMs ?? 3 * every
-    let seen = this.reads
-    let quietSince = Date.now()
-    this.heartbeat = setInterval(() => {
-      const now = Date.now()
-      // While we are not reading, silence says nothing about the peer.
-      if (this.reads !== seen || this.pauseBits !== 0) {
-        seen = this.reads
-        quietSince = now
-        return
-      }
-      const quiet = now - quietSince
-      if (quiet >= timeout) {
-        this.log(`closing the connection to ${this.peer}: nothing received for ${quiet} ms`)
-        this.shutdown({ code: 'ETIMEDOUT', message: `heartbeat timeout: nothing received from ${this.peer} for ${quiet} ms`, remote: false }, 'abort')
-        return
-      }
-      this.control(FrameType.PING, ++this.pingSeq)
-    }, every)
-    this.heartbeat.unref()
   }
 
   // ---- closing ----------------------------------------------------------
@@ -765,7 +478,6 @@ export class RpcConnection extends EventEmitter {
     this.state = 'closed'
     this.closeReason = reason
     this.parser.stopped = true
-    if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer)
     this.fail(new FsError(reason.code, reason.message))
 
@@ -774,31 +486,18 @@ export class RpcConnection extends EventEmitter {
       p.reject(new FsError('ENOTCONN', `${p.method}: the connection to ${this.peer} closed before the reply came (${reason.message})`))
     }
     this.pending.clear()
-    this.deferred = []
-    this.deferHead = 0
-    for (const p of this.pings.values()) {
-      clearTimeout(p.timer)
-      p.reject(this.notConnected('ping'))
-    }
-    this.pings.clear()
-    for (const x of this.writableWaiters) x.reject(this.notConnected('whenWritable'))
-    this.writableWaiters = []
+    this.heartbeat.stop(() => this.notConnected('ping'))
+    this.outbox.close(() => this.notConnected('whenWritable'))
 
     const socket = this.socket
     if (how === 'abort' || socket.destroyed) {
       socket.destroy()
     } else {
-      if (how === 'goodbye') {
-        const w = this.w
-        const mark = beginFrame(w, FrameType.GOODBYE, 0)
-        w.string(reason.code)
-        w.string(reason.message.length > 4096 ? reason.message.slice(0, 4096) : reason.message)
-        endFrame(w, mark, 0xffffffff)
-      }
+      if (how === 'goodbye') this.outbox.goodbye(reason.code, reason.message)
       // What is already encoded goes out with the goodbye. Keep reading (and
       // ignoring) so that the peer's end arrives and the socket closes; a peer
       // that never ends gets destroyed after LINGER_MS.
-      this.flush()
+      this.outbox.flush()
       socket.end()
       socket.resume()
       setTimeout(() => socket.destroy(), LINGER_MS).unref()

@@ -3,15 +3,19 @@
 // registered once on the server serve all connections, and a connection can
 // add or override methods of its own (per-session state, say).
 
+import type { ErrnoName } from '../common/errors'
 import type { RpcConnection } from './connection'
 
+// Arguments are whatever the peer sent: a handler checks what it relies on
+// (src/protocol does, for cudele's methods).
 /** Answers one method: the value (or promise) it returns is the reply; what it throws, the error reply. */
-// Arguments are whatever the caller sent: a handler checks what it relies on.
-export type MethodHandler = (args: any[], conn: RpcConnection) => unknown
+export type MethodHandler = (args: unknown[], conn: RpcConnection) => unknown
 /** Answers any method without a handler of its own. */
-export type RequestHandler = (method: string, args: any[], conn: RpcConnection) => unknown
-export type NotifyHandler = (args: any[], conn: RpcConnection) => void
-export type AnyNotifyHandler = (method: string, args: any[], conn: RpcConnection) => void
+export type RequestHandler = (method: string, args: unknown[], conn: RpcConnection) => unknown
+export type NotifyHandler = (args: unknown[], conn: RpcConnection) => void
+export type AnyNotifyHandler = (method: string, args: unknown[], conn: RpcConnection) => void
+/** Told of every error reply to a registered method, with the errno it carried. */
+export type ErrorReplyListener = (method: string, code: ErrnoName) => void
 
 /** The requests for one method that were answered, since the table was made. */
 export interface MethodCount {
@@ -28,6 +32,7 @@ export class Handlers {
   readonly notifies = new Map<string, NotifyHandler>()
   request: RequestHandler | undefined
   notify: AnyNotifyHandler | undefined
+  errorReply: ErrorReplyListener | undefined
   /**
    * Requests answered per registered method (never per name a peer made up:
    * the map stays as small as the method table). Shared with the parent, so
@@ -66,5 +71,9 @@ export class Handlers {
 
   notifyFallback (): AnyNotifyHandler | undefined {
     return this.notify ?? this.parent?.notifyFallback()
+  }
+
+  errorListener (): ErrorReplyListener | undefined {
+    return this.errorReply ?? this.parent?.errorListener()
   }
 }

@@ -15,7 +15,7 @@ import { FsError } from '../common/errors'
 import { Address, formatAddress, isLoopbackHost, toAddress } from './address'
 import { ConnectionOptions, RpcConnection } from './connection'
 import { isErrnoName } from './errors'
-import { AnyNotifyHandler, Handlers, MethodHandler, NotifyHandler, RequestHandler } from './handlers'
+import { AnyNotifyHandler, ErrorReplyListener, Handlers, MethodHandler, NotifyHandler, RequestHandler } from './handlers'
 
 export interface ServerOptions extends ConnectionOptions {
   /** Allow listening on addresses other than loopback. */
@@ -71,6 +71,12 @@ export class RpcServer extends EventEmitter {
   onNotify (a: string | AnyNotifyHandler, fn?: NotifyHandler): this {
     if (typeof a === 'string') this.handlers.notifies.set(a, fn as NotifyHandler)
     else this.handlers.notify = a
+    return this
+  }
+
+  /** Be told of every error reply to a registered method (on any connection), with its errno. */
+  onErrorReply (fn: ErrorReplyListener): this {
+    this.handlers.errorReply = fn
     return this
   }
 

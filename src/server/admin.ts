@@ -2,23 +2,14 @@
 //
 // These need no session: `cudele status` and `cudele log` connect, ask, and go.
 
-import { fsError } from '../common/errors'
-import type { HealthCheck } from '../common/health'
 import type { MdsStats } from '../mds'
-import type { JsonValue, MapState } from '../mon/types'
-import type { RpcServer } from '../rpc'
+import type { MapState } from '../mon/types'
+import { notify, type ProtocolServer, type StatusReport } from '../protocol'
+import type { RpcConnection } from '../rpc'
 import type { CudeleServer } from './server'
 
-export interface StatusReport {
-  ranks: Array<{ rank: number, state: string, addr: string, pid: number, bootId: string, cache: { inodes: number, dentries: number }, journal: { events: number, objects: number, bytes: number } }>
-  sessions: Array<{ id: number, name: string, peer: string, connected: boolean, opens: number, idleMs: number, appliedTid: number, safeTid: number }>
-  maps: Array<{ name: string, epoch: number }>
-  log: Array<{ seq: number, timeMs: number, level: string, who: string, message: string }>
-  /** Background work that is failing (retried with backoff): trims, purges, the store, merges of gone owners. */
-  health: HealthCheck[]
-  /** Requests answered since the server started, per method, most called first. */
-  requests: Array<{ method: string, calls: number, errors: number, meanMs: number, maxMs: number }>
-}
+// The report is part of the protocol (src/protocol/admin.ts): both ends read it.
+export type { StatusReport } from '../protocol'
 
 /** Milliseconds with three decimals (microseconds), for reports. */
 function ms3 (ms: number): number {
@@ -31,9 +22,10 @@ function mdsStats (st: MdsStats): { cache: { inodes: number, dentries: number },
   return { cache: st.cache, journal: { events: st.journal.events, objects: st.journal.objects, bytes: st.journal.bytes } }
 }
 
-export function registerAdmin (rpc: RpcServer, srv: CudeleServer): void {
-  rpc.handle('status', (args): StatusReport => {
-    const limit = Math.min(Number(args[0] ?? 20) || 20, LOG_LIMIT_MAX)
+export function registerAdmin (ps: ProtocolServer, srv: CudeleServer): void {
+  const rpc = srv.rpc
+  ps.handle('status', ([logEntries]): StatusReport => {
+    const limit = Math.min(logEntries || 20, LOG_LIMIT_MAX)
     const now = performance.now()
     return {
       ranks: [{
@@ -63,54 +55,44 @@ export function registerAdmin (rpc: RpcServer, srv: CudeleServer): void {
     }
   })
 
-  rpc.handle('log', args => {
-    const limit = Math.min(Number(args[0] ?? 100) || 100, LOG_LIMIT_MAX)
-    const after = args[1] === undefined || args[1] === null ? undefined : Number(args[1])
-    return srv.mon.recentLog(limit, after)
-  })
+  ps.handle('log', ([limit, after]) => srv.mon.recentLog(Math.min(limit || 100, LOG_LIMIT_MAX), after ?? undefined))
 
   // Stream the cluster log to this connection: notify 'log' for each new entry.
-  rpc.handle('log.follow', (args, conn) => {
-    const after = Number(args[0] ?? 0)
-    const stop = srv.mon.followLog(after, entry => { conn.notify('log', [entry]) })
+  ps.handle('log.follow', ([after], conn) => {
+    const stop = srv.mon.followLog(after ?? 0, entry => { notify(conn, 'log', [entry]) })
     conn.once('close', stop)
     return null
   })
 
-  rpc.handle('mon.get', args => {
-    const name = String(args[0])
-    const epoch = args[1] === undefined || args[1] === null ? undefined : Number(args[1])
-    return epoch === undefined ? srv.mon.get(name) : srv.mon.getEpoch(name, epoch)
-  })
+  ps.handle('mon.get', ([name, epoch]) => epoch === undefined || epoch === null ? srv.mon.get(name) : srv.mon.getEpoch(name, epoch))
 
-  rpc.handle('mon.maps', () => srv.mon.maps().map(name => ({ name, epoch: srv.mon.get(name).epoch, writers: srv.mon.writers(name) })))
+  ps.handle('mon.maps', () => srv.mon.maps().map(name => ({ name, epoch: srv.mon.get(name).epoch, writers: srv.mon.writers(name) })))
 
   // Set (or, with null, delete) one key of an object-valued map; the whole value with key null.
-  rpc.handle('mon.set', async (args, conn): Promise<MapState> => {
-    const [name, key, value, by] = args as [string, string | null, JsonValue, string | undefined]
-    const proposer = { name: typeof by === 'string' && by.length > 0 ? by : `client.${conn.remoteVersion?.pid ?? 'unknown'}` }
-    return await srv.mon.propose(String(name), current => {
+  ps.handle('mon.set', async ([name, key, value, by], conn): Promise<MapState> => {
+    return await srv.mon.propose(name, current => {
       if (key === null) return value
       const base = current !== null && typeof current === 'object' && !Array.isArray(current) ? { ...current } : {}
       if (value === null) delete base[key]
       else base[key] = value
       return base
-    }, proposer)
+    }, { name: proposer(by, conn) })
   })
 
-  rpc.handle('mon.writers', async (args, conn) => {
-    const [name, writers, by] = args as [string, string[] | null, string | undefined]
-    if (writers !== null && !Array.isArray(writers)) throw fsError('EINVAL', 'writers must be a list of names or null')
-    await srv.mon.setWriters(String(name), writers, { name: by ?? `client.${conn.remoteVersion?.pid ?? 'unknown'}` })
+  ps.handle('mon.writers', async ([name, writers, by], conn) => {
+    await srv.mon.setWriters(name, writers, { name: proposer(by, conn) })
     return null
   })
 
   // Push every epoch of a map to this connection: notify 'mon.map' with the MapState.
-  rpc.handle('mon.subscribe', (args, conn) => {
-    const name = String(args[0])
-    const from = Number(args[1] ?? 0)
-    const unsubscribe = srv.mon.subscribe(name, from, state => { conn.notify('mon.map', [state]) })
+  ps.handle('mon.subscribe', ([name, from], conn) => {
+    const unsubscribe = srv.mon.subscribe(name, from ?? 0, state => { notify(conn, 'mon.map', [state]) })
     conn.once('close', unsubscribe)
     return srv.mon.get(name).epoch
   })
+}
+
+/** Who proposes a change: the name the caller gave, or its client pid. */
+function proposer (by: string | null | undefined, conn: RpcConnection): string {
+  return typeof by === 'string' && by.length > 0 ? by : `client.${conn.remoteVersion?.pid ?? 'unknown'}`
 }

@@ -9,6 +9,7 @@ import { CapTable, CompletedRequests, type MetadataServer } from '../mds'
 import type { Ino } from '../common/types'
 import type { Monitor } from '../mon/monitor'
 import type { LogLevel } from '../mon/types'
+import { notify, ProtocolServer } from '../protocol'
 import { type Address, type RpcServer, formatAddress } from '../rpc'
 import type { SqliteStore } from '../store'
 import { readStoredSegments } from '../cudele/local'
@@ -53,7 +54,10 @@ export class CudeleServer {
     this.lua = createLuaPool()
     this.classes = new ClassRuntime(store, mon, this.lua)
     this.caps = new CapTable({
-      sendRevoke: (sid, ino, bits) => { this.sessions.get(sid)?.conn?.notify('revoke', [ino, bits]) },
+      sendRevoke: (sid, ino, bits) => {
+        const conn = this.sessions.get(sid)?.conn
+        if (conn) notify(conn, 'revoke', [ino, bits])
+      },
       isOpen: sid => this.sessions.isOpen(sid)
     })
     this.mds.watchSafety({
@@ -88,10 +92,15 @@ export class CudeleServer {
 
   /** Answer the protocol at this address (unix:PATH or tcp:HOST:PORT) and announce this rank. */
   async listen (address: string): Promise<void> {
-    registerMethods(this.rpc, this)
-    registerAdmin(this.rpc, this)
-    registerCudele(this.rpc, this)
-    registerClasses(this.rpc, this)
+    const ps = new ProtocolServer(this.rpc, {
+      unlisted: (method, code) => this.log('warn', `${method} answered ${code}, an errno its entry in the protocol table does not list`)
+    })
+    registerMethods(ps, this)
+    registerAdmin(ps, this)
+    registerCudele(ps, this)
+    registerClasses(ps, this)
+    const missing = ps.unanswered()
+    if (missing.length > 0) throw new Error(`the server answers no ${missing.join(', ')} of the protocol table`)
     this.rpc.onConnection(conn => {
       conn.on('close', () => this.sessions.detach(conn))
     })
@@ -127,7 +136,7 @@ export class CudeleServer {
   private markSafe (s: Session, tid: number): void {
     if (tid <= s.safeTid) return
     s.safeTid = tid
-    s.conn?.notify('safe', [tid])
+    if (s.conn) notify(s.conn, 'safe', [tid])
   }
 
   /** A new session (after our restart, or the client's eviction) takes back its open files and capabilities. */

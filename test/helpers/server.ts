@@ -181,19 +181,24 @@ export async function mountClient (srv: ServerProc, name = `mnt${mounts.size}`):
   return m
 }
 
+/** The compiled helper that makes a library client ignore revokes (revokes.ts). */
+const REVOKES_HELPER = path.join(REPO, 'dist', 'test', 'helpers', 'revokes.js')
+
 /**
  * A library client in a child process: `script` is the body of an async
  * function with `lib` (the compiled library), `c` (a Connection to the server,
  * with opts) and `log(line)` (one stdout line) in scope. Returns the running
  * child (waitFor/exit); it is killed at cleanup if still running.
+ * ignoreRevokes: the client never gives capabilities back (revokes.ts).
  */
-export function libraryChild (srv: ServerProc, script: string, opts: { connect?: Record<string, unknown>, stdin?: boolean } = {}): Running {
+export function libraryChild (srv: ServerProc, script: string, opts: { connect?: Record<string, unknown>, stdin?: boolean, ignoreRevokes?: boolean } = {}): Running {
   const prog = `
     const lib = require(${JSON.stringify(LIBRARY)})
     const log = line => process.stdout.write(line + '\\n')
     const caller = { uid: 0, gid: 0, pid: process.pid }
     ;(async () => {
       const c = await lib.connect(${JSON.stringify(srv.addr)}, ${JSON.stringify(opts.connect ?? {})})
+      ${opts.ignoreRevokes === true ? `require(${JSON.stringify(REVOKES_HELPER)}).ignoreRevokes(c)` : ''}
       ${script}
     })().then(() => process.exit(0), err => { log('error ' + (err.code || '') + ' ' + err.message); process.exit(1) })`
   return startChild(process.execPath, ['-e', prog], { stdin: opts.stdin })

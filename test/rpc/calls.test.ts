@@ -160,7 +160,7 @@ for (const transport of TRANSPORTS) {
   test(`${transport}: per-connection handlers, the data slot, the peer's version`, async () => {
     const env = await startServer(transport)
     try {
-      env.server.handle('who', (args, conn) => conn.data?.session ?? 'nobody')
+      env.server.handle('who', (args, conn) => (conn.data as { session?: string } | undefined)?.session ?? 'nobody')
       let n = 0
       env.server.onConnection(conn => {
         conn.data = { session: `s${++n}` }

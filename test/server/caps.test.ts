@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { connect, type Connection, ROOT_INO } from '../../src/index'
 import { CAP_BUFFER } from '../../src/common/caps'
+import { ignoreRevokes } from '../helpers/revokes'
 import { cleanupServers, libraryChild, type ServerProc, startServer } from '../helpers/server'
 
 const O_RDONLY = 0
@@ -26,8 +27,8 @@ after(async () => {
   await cleanupServers()
 })
 
-async function client (opts: { ignoreRevokesForTest?: boolean } = {}): Promise<Connection> {
-  const c = await connect(srv.addr, opts)
+async function client (): Promise<Connection> {
+  const c = await connect(srv.addr)
   clients.push(c)
   return c
 }
@@ -52,7 +53,7 @@ async function timed<T> (p: Promise<T>): Promise<{ value: T, ms: number }> {
 }
 
 test('lease=300, the holder ignores the revoke: the other open waits for the lease (~300 ms), then reads what was written before', { timeout: 30000 }, async () => {
-  const a = await client({ ignoreRevokesForTest: true })
+  const a = ignoreRevokes(await client())
   const b = await client()
   const ino = await file(b, 'lease=300')
   const wa = await a.open(ino, O_WRONLY)
@@ -120,7 +121,7 @@ test('best-effort, a holder that ignores the revoke: the other open waits until 
     await c.fsync(r.fh, false)
     await c.write(r.fh, 16, Buffer.from(', then buffered'))
     log('holding')
-    await new Promise(() => {})`, { connect: { ignoreRevokesForTest: true } })
+    await new Promise(() => {})`, { ignoreRevokes: true })
   await holder.waitFor(/^holding$/, 20000)
   let done = false
   const t0 = performance.now()
