@@ -4,7 +4,7 @@
 // event twice).
 
 import { Encoder, nameToBytes, u64Key } from '../common/codec'
-import { OmapPacker } from '../store/omap'
+import { OmapPacker } from '../store'
 import type { ObjectOp, ObjectWrite } from '../store/types'
 import type { DirtySnapshot } from './cache'
 import { encodeDentryInto } from './dentry'
